@@ -1,0 +1,84 @@
+//! Who is calling: the authenticated-user extractors, and the role requirement.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use super::model::Role;
+use super::service;
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// A caller with a valid token whose user still exists. Missing or bad token → 401.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthUser {
+    pub id: i32,
+    pub role: Role,
+}
+
+impl AuthUser {
+    pub fn require(self, role: Role) -> Result<Self, AppError> {
+        if role == Role::Organizer && self.role != Role::Organizer {
+            return Err(AppError::forbidden("Forbidden resource"));
+        }
+        Ok(self)
+    }
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        MaybeAuthUser::from_request_parts(parts, state)
+            .await?
+            .0
+            .ok_or_else(|| AppError::unauthorized("Unauthorized"))
+    }
+}
+
+/// For public routes: anonymous without an Authorization header, but a header that is present
+/// must hold a valid token (a bad token is 401, never silently anonymous).
+#[derive(Debug, Clone, Copy)]
+pub struct MaybeAuthUser(pub Option<AuthUser>);
+
+impl MaybeAuthUser {
+    pub fn id(&self) -> Option<i32> {
+        self.0.map(|user| user.id)
+    }
+}
+
+impl FromRequestParts<AppState> for MaybeAuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let Some(header) = parts.headers.get(AUTHORIZATION) else {
+            return Ok(Self(None));
+        };
+        let invalid = || AppError::unauthorized("Invalid or expired token");
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or_else(invalid)?;
+        let claims = state.jwt.verify(token).ok_or_else(invalid)?;
+        let id: i32 = claims.sub.parse().map_err(|_| invalid())?;
+        // The role comes from the database, so a token outlives no deletion or role change.
+        let role = service::role_of(&state.db, id).await?.ok_or_else(invalid)?;
+        Ok(Self(Some(AuthUser { id, role })))
+    }
+}
+
+/// A caller with the ORGANIZER role: USER → 403.
+#[derive(Debug, Clone, Copy)]
+pub struct Organizer(pub AuthUser);
+
+impl FromRequestParts<AppState> for Organizer {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        Ok(Self(user.require(Role::Organizer)?))
+    }
+}

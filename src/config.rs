@@ -1,0 +1,164 @@
+//! Configuration, read once at start-up from the environment (and `.env`).
+
+use std::fmt;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+/// A secret whose `Debug` never prints it, so a logged `Config` cannot leak it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `None` means "start the embedded local PostgreSQL".
+    pub database_url: Option<Secret>,
+    pub db_max_connections: u32,
+    pub db_acquire_timeout: Duration,
+    pub jwt_secret: Secret,
+    /// True when no JWT_SECRET was configured and a random one is in use.
+    pub jwt_secret_generated: bool,
+    pub jwt_expires_in: Duration,
+    pub port: u16,
+    pub production: bool,
+}
+
+impl Config {
+    /// Reads the process environment, after loading `.env` when one exists.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|key| std::env::var(key).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    /// Builds the config from any key lookup; kept separate so it can be tested without
+    /// touching the process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let production = get("APP_ENV").is_some_and(|v| v.eq_ignore_ascii_case("production"));
+        let (jwt_secret, jwt_secret_generated) = match get("JWT_SECRET") {
+            Some(secret) if production && secret.len() < 32 => {
+                bail!("JWT_SECRET must be at least 32 bytes when APP_ENV=production")
+            }
+            Some(secret) => (Secret::new(secret), false),
+            None if production => bail!("JWT_SECRET is required when APP_ENV=production"),
+            None => (Secret::new(random_token(64)), true),
+        };
+        let jwt_expires_in = match get("JWT_EXPIRES_IN") {
+            Some(raw) => parse_duration(&raw).with_context(|| {
+                format!("JWT_EXPIRES_IN={raw:?} is not a duration like 3600, 15m, 12h or 1d")
+            })?,
+            None => Duration::from_secs(86_400),
+        };
+        Ok(Self {
+            database_url: get("DATABASE_URL").map(Secret::new),
+            db_max_connections: parse_or("DB_MAX_CONNECTIONS", &get, 10)?,
+            db_acquire_timeout: Duration::from_secs(parse_or("DB_ACQUIRE_TIMEOUT_SECS", &get, 3)?),
+            jwt_secret,
+            jwt_secret_generated,
+            jwt_expires_in,
+            port: parse_or("PORT", &get, 3000)?,
+            production,
+        })
+    }
+}
+
+fn parse_or<T: std::str::FromStr>(
+    key: &str,
+    get: &impl Fn(&str) -> Option<String>,
+    default: T,
+) -> anyhow::Result<T> {
+    match get(key) {
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{key}={raw:?} is not a valid value")),
+        None => Ok(default),
+    }
+}
+
+/// Parses `3600`, `45s`, `15m`, `12h` or `1d` (the forms the original's `expiresIn` accepted).
+pub fn parse_duration(raw: &str) -> Option<Duration> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (digits, unit) = raw.split_at(split);
+    let value: u64 = digits.parse().ok()?;
+    let factor = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    let seconds = value.checked_mul(factor)?;
+    (seconds > 0).then(|| Duration::from_secs(seconds))
+}
+
+/// A random alphanumeric string, for generated secrets and passwords.
+pub fn random_token(len: usize) -> String {
+    use rand::distributions::{Alphanumeric, DistString};
+    Alphanumeric.sample_string(&mut rand::thread_rng(), len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |key| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn durations_accept_seconds_and_units() {
+        assert_eq!(parse_duration("3600"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("12h"), Some(Duration::from_secs(43_200)));
+        assert_eq!(parse_duration("1d"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("1w"), None);
+        assert_eq!(parse_duration("0"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn defaults_generate_a_secret_and_one_day_tokens() {
+        let config = Config::from_lookup(lookup(&[])).expect("defaults are valid");
+        assert!(config.jwt_secret_generated);
+        assert_eq!(config.jwt_expires_in, Duration::from_secs(86_400));
+        assert_eq!(config.port, 3000);
+        assert!(config.database_url.is_none());
+    }
+
+    #[test]
+    fn production_requires_a_long_secret() {
+        assert!(Config::from_lookup(lookup(&[("APP_ENV", "production")])).is_err());
+        let short = lookup(&[("APP_ENV", "production"), ("JWT_SECRET", "short")]);
+        assert!(Config::from_lookup(short).is_err());
+        let long = "x".repeat(32);
+        let ok = lookup(&[("APP_ENV", "production"), ("JWT_SECRET", long.as_str())]);
+        assert!(Config::from_lookup(ok).is_ok());
+    }
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        let config = Config::from_lookup(lookup(&[("JWT_SECRET", "top-secret-value")])).unwrap();
+        assert!(!format!("{config:?}").contains("top-secret-value"));
+    }
+}

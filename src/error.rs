@@ -1,0 +1,159 @@
+//! One error type for the whole API, rendered as the JSON body of API.md:
+//! `{ "statusCode": 409, "message": "...", "error": "Conflict" }`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A 400 with one message per broken rule.
+    #[error("validation failed: {0:?}")]
+    Validation(Vec<String>),
+    /// Any client error with a single message (400, 401, 403, 404, 409, 413, 415, 422...).
+    #[error("{status}: {message}")]
+    Client { status: StatusCode, message: String },
+    #[error("too many requests")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    pub fn client(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::Client {
+            status,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::BAD_REQUEST, message)
+    }
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::UNAUTHORIZED, message)
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::FORBIDDEN, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::NOT_FOUND, message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::client(StatusCode::CONFLICT, message)
+    }
+
+    /// True when PostgreSQL aborted the transaction because of a concurrent writer
+    /// (serialization failure or deadlock): the caller may retry from a fresh read.
+    pub fn is_lost_race(&self) -> bool {
+        matches!(self, Self::Database(sqlx::Error::Database(db))
+            if matches!(db.code().as_deref(), Some("40001" | "40P01")))
+    }
+
+    /// The name of the violated constraint, when this is a constraint violation.
+    pub fn constraint(&self) -> Option<&str> {
+        match self {
+            Self::Database(sqlx::Error::Database(db)) => db.constraint(),
+            _ => None,
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) => StatusCode::BAD_REQUEST,
+            Self::Client { status, .. } => *status,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(e) if is_connection_failure(e) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// Errors that mean "the database cannot be reached right now", as opposed to a bad query.
+fn is_connection_failure(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    }
+}
+
+/// The message of an error body: one string, or one string per broken rule.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum ErrorMessage {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The body of every non-2xx response (but /health's).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({
+    "statusCode": 409,
+    "message": "Not enough seats available. Requested: 5, Available: 3",
+    "error": "Conflict"
+}))]
+pub struct ErrorBody {
+    pub status_code: u16,
+    pub message: ErrorMessage,
+    pub error: String,
+}
+
+impl ErrorBody {
+    pub fn new(status: StatusCode, message: ErrorMessage) -> Self {
+        Self {
+            status_code: status.as_u16(),
+            message,
+            error: status.canonical_reason().unwrap_or("Error").to_string(),
+        }
+    }
+}
+
+/// Builds the contract's error response for a status and a single message.
+pub fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(ErrorBody::new(status, ErrorMessage::One(message.into()))),
+    )
+        .into_response()
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match self {
+            Self::Validation(messages) => ErrorMessage::Many(messages),
+            Self::Client { message, .. } => ErrorMessage::One(message),
+            Self::TooManyRequests { retry_after_secs } => {
+                let mut response =
+                    error_response(status, "Too many requests, please try again later");
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+                return response;
+            }
+            ref cause if status == StatusCode::SERVICE_UNAVAILABLE => {
+                tracing::warn!(error = %cause, "database unavailable");
+                ErrorMessage::One("Service temporarily unavailable".into())
+            }
+            cause => {
+                // The cause goes to the log only: SQL and internals never reach the client.
+                tracing::error!(error = ?cause, "internal error");
+                ErrorMessage::One("Internal server error".into())
+            }
+        };
+        (status, Json(ErrorBody::new(status, message))).into_response()
+    }
+}

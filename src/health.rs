@@ -1,0 +1,59 @@
+//! GET /health: is the server up, and can it reach PostgreSQL?
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` or `error`.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    /// `up` or `down`.
+    #[schema(example = "up")]
+    pub database: &'static str,
+}
+
+/// Health check
+///
+/// Pings the database. 503 with `"database": "down"` when PostgreSQL cannot be reached.
+#[utoipa::path(
+    get, path = "/health", tag = "health",
+    responses(
+        (status = 200, description = "Server and database are up", body = Health,
+            example = json!({ "status": "ok", "database": "up" })),
+        (status = 503, description = "The database is unreachable", body = Health,
+            example = json!({ "status": "error", "database": "down" })),
+    )
+)]
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    match sqlx::query("SELECT 1").execute(&state.db).await {
+        Ok(_) => (
+            StatusCode::OK,
+            Json(Health {
+                status: "ok",
+                database: "up",
+            }),
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "health check: database unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(Health {
+                    status: "error",
+                    database: "down",
+                }),
+            )
+        }
+    }
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(health))
+}

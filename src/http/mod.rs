@@ -1,0 +1,8 @@
+//! HTTP plumbing shared by every domain: extractors, fallbacks and middleware.
+
+pub mod fallback;
+pub mod json;
+pub mod params;
+
+pub use json::ValidatedJson;
+pub use params::{IdPath, Page, PageMeta, PageParams, Paginated, QueryParams, ReferencePath};

@@ -1,0 +1,109 @@
+//! Event-booking REST API: the router, shared by the server binary, the seed program and tests.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod health;
+pub mod http;
+pub mod openapi;
+pub mod state;
+pub mod time;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{header, HeaderName, HeaderValue};
+use axum::Router;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use state::AppState;
+
+/// Bodies above this size are refused with 413 before they are parsed.
+pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The OpenAPI router of every route, before it is split into a Router and its document.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(auth::router())
+        .merge(health::router())
+}
+
+/// The OpenAPI document, as served at /api-docs/openapi.json.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+pub fn build_router(state: AppState) -> Router {
+    let (routes, document) = api_router().split_for_parts();
+    let middleware = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
+        .layer(CatchPanicLayer::custom(http::fallback::panic_response))
+        .layer(axum::middleware::from_fn(http::fallback::json_errors))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES));
+    routes
+        .merge(SwaggerUi::new("/api-docs").url("/api-docs/openapi.json", document))
+        .fallback(http::fallback::not_found)
+        .method_not_allowed_fallback(http::fallback::method_not_allowed)
+        .with_state(state)
+        .layer(middleware)
+}
+
+fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+}
+
+/// One span per request, keyed on the route template (low cardinality) and the request id.
+fn request_span(request: &Request) -> tracing::Span {
+    let path = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+        .unwrap_or("unmatched");
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("request", method = %request.method(), path, request_id)
+}
+
+/// Serves `router` until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -1,0 +1,81 @@
+//! The server: config → tracing → database → migrations → serve, with graceful shutdown.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use event_booking::config::Config;
+use event_booking::db::{self, Database};
+use event_booking::{auth, build_router, serve, AppState};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info")),
+        )
+        .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let config = Config::from_env()?;
+    if config.jwt_secret_generated {
+        tracing::warn!(
+            "JWT_SECRET is not set: using a random secret for this run only. Tokens will not \
+             survive a restart or work across instances. Set JWT_SECRET (32+ bytes) for real use."
+        );
+    }
+    let database = Database::from_config(config.database_url.as_ref().map(|s| s.expose())).await?;
+    let pool = db::pool(
+        database.connect_options(),
+        config.db_max_connections,
+        config.db_acquire_timeout,
+    );
+    db::migrate(&pool).await?;
+    auth::password::warm_up();
+
+    let address = ("0.0.0.0", config.port);
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding port {}", config.port))?;
+    tracing::info!(
+        "listening on http://{}  (Swagger UI at /api-docs)",
+        listener.local_addr()?
+    );
+
+    let router = build_router(AppState::new(pool.clone(), config));
+    serve(listener, router, shutdown_signal()).await?;
+
+    tracing::info!("requests drained; shutting down");
+    pool.close().await;
+    database.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown signal received");
+}

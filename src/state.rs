@@ -1,0 +1,26 @@
+//! The state every handler shares.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use crate::auth::jwt::JwtKeys;
+use crate::config::Config;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub jwt: Arc<JwtKeys>,
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    pub fn new(db: PgPool, config: Config) -> Self {
+        let jwt = JwtKeys::new(config.jwt_secret.expose().as_bytes(), config.jwt_expires_in);
+        Self {
+            db,
+            jwt: Arc::new(jwt),
+            config: Arc::new(config),
+        }
+    }
+}
