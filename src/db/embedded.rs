@@ -143,10 +143,10 @@ impl EmbeddedPostgres {
                 let _ = conn.close().await;
                 return Ok(());
             }
-            let exited = match self.exited.as_mut().map(|rx| rx.try_recv()) {
-                Some(Err(oneshot::error::TryRecvError::Empty)) => false,
-                _ => true,
-            };
+            let exited = !matches!(
+                self.exited.as_mut().map(|rx| rx.try_recv()),
+                Some(Err(oneshot::error::TryRecvError::Empty))
+            );
             if exited || started.elapsed() > STARTUP_TIMEOUT {
                 let log = fs::read_to_string(log_path).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(5).collect();
@@ -198,7 +198,7 @@ fn find_bin_dir() -> Option<PathBuf> {
             Some((version, entry.path().join("bin")))
         })
         .collect();
-    versioned.sort_by(|a, b| b.0.cmp(&a.0));
+    versioned.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
     from_path
         .chain(from_pg_config)
         .chain(versioned.into_iter().map(|(_, dir)| dir))

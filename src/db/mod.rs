@@ -31,7 +31,7 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 /// Where the database is: an external server from `DATABASE_URL`, or the embedded cluster
 /// (kept alive as long as this value lives).
 pub enum Database {
-    External(PgConnectOptions),
+    External(Box<PgConnectOptions>),
     Embedded(EmbeddedPostgres),
 }
 
@@ -39,10 +39,11 @@ impl Database {
     /// `DATABASE_URL` when given, else the embedded cluster with its data in `./.data/postgres`.
     pub async fn from_config(database_url: Option<&str>) -> anyhow::Result<Self> {
         match database_url {
-            Some(url) => Ok(Self::External(
-                url.parse()
-                    .context("DATABASE_URL is not a valid PostgreSQL URL")?,
-            )),
+            Some(url) => {
+                let options: PgConnectOptions =
+                    url.parse().context("DATABASE_URL is not a valid PostgreSQL URL")?;
+                Ok(Self::External(Box::new(options)))
+            }
             None => {
                 let cluster = EmbeddedPostgres::start(".data/postgres".as_ref()).await?;
                 cluster.create_database(APP_DATABASE).await?;
@@ -53,7 +54,7 @@ impl Database {
 
     pub fn connect_options(&self) -> PgConnectOptions {
         match self {
-            Self::External(options) => options.clone(),
+            Self::External(options) => (**options).clone(),
             Self::Embedded(cluster) => cluster.connect_options(APP_DATABASE),
         }
     }

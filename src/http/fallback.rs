@@ -45,21 +45,19 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if status.is_client_error() || status.is_server_error() {
-        if !is_json {
-            let message = match status {
-                StatusCode::REQUEST_TIMEOUT => "Request timed out".to_string(),
-                StatusCode::PAYLOAD_TOO_LARGE => "Request body is too large".to_string(),
-                other => other.canonical_reason().unwrap_or("Error").to_string(),
-            };
-            let mut replaced = error_response(status, message);
-            for name in [header::RETRY_AFTER, header::ALLOW] {
-                if let Some(value) = response.headers().get(&name) {
-                    replaced.headers_mut().insert(name, value.clone());
-                }
-            }
-            return replaced;
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let message = match status {
+        StatusCode::REQUEST_TIMEOUT => "Request timed out".to_string(),
+        StatusCode::PAYLOAD_TOO_LARGE => "Request body is too large".to_string(),
+        other => other.canonical_reason().unwrap_or("Error").to_string(),
+    };
+    let mut replaced = error_response(status, message);
+    for name in [header::RETRY_AFTER, header::ALLOW] {
+        if let Some(value) = response.headers().get(&name) {
+            replaced.headers_mut().insert(name, value.clone());
         }
     }
-    response
+    replaced
 }

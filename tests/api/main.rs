@@ -1,0 +1,6 @@
+//! The one integration-test binary: the real router over HTTP against a real PostgreSQL.
+
+mod auth;
+mod errors;
+mod helpers;
+mod ops;
