@@ -1,9 +1,11 @@
 //! Event-booking REST API: the router, shared by the server binary, the seed program and tests.
 
 pub mod auth;
+pub mod concurrency;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod http;
 pub mod openapi;
@@ -39,6 +41,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(auth::router())
+        .merge(events::router())
         .merge(health::router())
 }
 

@@ -40,8 +40,9 @@ impl Database {
     pub async fn from_config(database_url: Option<&str>) -> anyhow::Result<Self> {
         match database_url {
             Some(url) => {
-                let options: PgConnectOptions =
-                    url.parse().context("DATABASE_URL is not a valid PostgreSQL URL")?;
+                let options: PgConnectOptions = url
+                    .parse()
+                    .context("DATABASE_URL is not a valid PostgreSQL URL")?;
                 Ok(Self::External(Box::new(options)))
             }
             None => {

@@ -3,6 +3,7 @@
 pub mod fallback;
 pub mod json;
 pub mod params;
+pub mod validation;
 
 pub use json::ValidatedJson;
-pub use params::{IdPath, Page, PageMeta, PageParams, Paginated, QueryParams, ReferencePath};
+pub use params::{IdPath, Page, PageMeta, Paginated, QueryParams, ReferencePath};

@@ -4,7 +4,7 @@ use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::AppError;
@@ -126,18 +126,6 @@ pub fn parse_enum<T: for<'de> Deserialize<'de>>(
         ));
     }
     parsed
-}
-
-/// The raw pagination query of every list route.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PageParams {
-    /// Page number, from 1 (default 1).
-    #[param(value_type = Option<i64>, minimum = 1, example = 1)]
-    pub page: Option<String>,
-    /// Page size, 1 to 100 (default 10).
-    #[param(value_type = Option<i64>, minimum = 1, maximum = 100, example = 10)]
-    pub limit: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -17,7 +17,9 @@ async fn register_returns_a_token_and_the_user_and_stores_a_hash() {
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["tokenType"], "Bearer");
     assert_eq!(body["expiresIn"], 86400);
-    assert!(body["accessToken"].as_str().is_some_and(|t| t.split('.').count() == 3));
+    assert!(body["accessToken"]
+        .as_str()
+        .is_some_and(|t| t.split('.').count() == 3));
     let user = &body["user"];
     assert_eq!(user["email"], "ada@example.com");
     assert_eq!(user["role"], "USER");
@@ -34,7 +36,10 @@ async fn register_returns_a_token_and_the_user_and_stores_a_hash() {
             .await
             .unwrap();
     assert_eq!(email, "ada@example.com");
-    assert!(hash.starts_with("$argon2id$"), "argon2id hash, never the password");
+    assert!(
+        hash.starts_with("$argon2id$"),
+        "argon2id hash, never the password"
+    );
 }
 
 #[tokio::test]
@@ -51,10 +56,16 @@ async fn register_as_organizer() {
 async fn duplicate_email_is_409_case_insensitively() {
     let app = TestApp::spawn().await;
     app.user("dup@example.com").await;
-    let (status, body) =
-        parts(app.post("/auth/register", None, &registration("DUP@example.com")).await).await;
+    let (status, body) = parts(
+        app.post("/auth/register", None, &registration("DUP@example.com"))
+            .await,
+    )
+    .await;
     assert_error(status, &body, 409, "Email already in use");
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&app.db).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
     assert_eq!(count, 1);
 }
 
@@ -89,7 +100,10 @@ async fn register_validation_lists_every_broken_rule() {
             "role must be one of the following values: USER, ORGANIZER",
         ],
     );
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&app.db).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
     assert_eq!(count, 0, "nothing is written on a validation failure");
 }
 
@@ -142,19 +156,32 @@ async fn wrong_password_and_unknown_email_get_the_same_401() {
         assert_error(status, &body, 401, "Invalid email or password");
     }
     let (status, body) = parts(app.post("/auth/login", None, &json!({})).await).await;
-    assert_validation(status, &body, &["email should not be empty", "password should not be empty"]);
+    assert_validation(
+        status,
+        &body,
+        &["email should not be empty", "password should not be empty"],
+    );
 }
 
 #[tokio::test]
 async fn token_lifetime_follows_jwt_expires_in() {
     let app = TestApp::spawn_with(&[("JWT_EXPIRES_IN", "15m")]).await;
-    let (status, body) =
-        parts(app.post("/auth/register", None, &registration("ttl@example.com")).await).await;
+    let (status, body) = parts(
+        app.post("/auth/register", None, &registration("ttl@example.com"))
+            .await,
+    )
+    .await;
     assert_eq!(status, 201);
     assert_eq!(body["expiresIn"], 900);
     let claims = decode_claims(body["accessToken"].as_str().unwrap());
-    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 900);
-    assert_eq!(claims["sub"], json!(body["user"]["id"].as_i64().unwrap().to_string()));
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        900
+    );
+    assert_eq!(
+        claims["sub"],
+        json!(body["user"]["id"].as_i64().unwrap().to_string())
+    );
     assert_eq!(claims["role"], "USER");
 }
 
@@ -189,7 +216,12 @@ mod base64_decode {
 }
 
 fn forge(claims: &Value, secret: &str) -> String {
-    encode(&Header::default(), claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+    encode(
+        &Header::default(),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
@@ -202,9 +234,18 @@ async fn me_rejects_missing_malformed_forged_expired_and_unsigned_tokens() {
     let mut tampered = token.clone();
     tampered.pop();
     tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
-    let expired = forge(&json!({ "sub": sub, "role": "USER", "iat": now - 7200, "exp": now - 3600 }), JWT_SECRET);
-    let other_secret = forge(&json!({ "sub": sub, "role": "USER", "iat": now, "exp": now + 3600 }), "another-secret-another-secret-another");
-    let no_exp = forge(&json!({ "sub": sub, "role": "USER", "iat": now }), JWT_SECRET);
+    let expired = forge(
+        &json!({ "sub": sub, "role": "USER", "iat": now - 7200, "exp": now - 3600 }),
+        JWT_SECRET,
+    );
+    let other_secret = forge(
+        &json!({ "sub": sub, "role": "USER", "iat": now, "exp": now + 3600 }),
+        "another-secret-another-secret-another",
+    );
+    let no_exp = forge(
+        &json!({ "sub": sub, "role": "USER", "iat": now }),
+        JWT_SECRET,
+    );
     let header_none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0"; // {"alg":"none","typ":"JWT"}
     let payload = token.split('.').nth(1).unwrap();
     let alg_none = format!("{header_none}.{payload}.");
@@ -215,7 +256,15 @@ async fn me_rejects_missing_malformed_forged_expired_and_unsigned_tokens() {
     )
     .unwrap();
 
-    for bad in [tampered, expired, other_secret, no_exp, alg_none, hs512, "garbage".to_string()] {
+    for bad in [
+        tampered,
+        expired,
+        other_secret,
+        no_exp,
+        alg_none,
+        hs512,
+        "garbage".to_string(),
+    ] {
         let (status, body) = parts(app.get("/auth/me", Some(&bad)).await).await;
         assert_eq!(status, 401, "token {bad}: {body}");
         assert_eq!(body["error"], "Unauthorized");
@@ -236,7 +285,11 @@ async fn me_rejects_missing_malformed_forged_expired_and_unsigned_tokens() {
 async fn token_of_a_deleted_user_is_401() {
     let app = TestApp::spawn().await;
     let (token, id) = app.user("gone@example.com").await;
-    sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&app.db).await.unwrap();
+    sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id)
+        .execute(&app.db)
+        .await
+        .unwrap();
     let (status, body) = parts(app.get("/auth/me", Some(&token)).await).await;
     assert_eq!(status, 401, "{body}");
 }

@@ -18,13 +18,20 @@ async fn malformed_json_is_400() {
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["statusCode"], 400);
     assert_eq!(body["error"], "Bad Request");
-    assert!(body["message"].as_str().unwrap().starts_with("Malformed JSON body"));
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Malformed JSON body"));
 }
 
 #[tokio::test]
 async fn wrong_json_types_are_400() {
     let app = TestApp::spawn().await;
-    for body in [json!([1, 2]), json!("text"), json!({ "email": 5, "password": true })] {
+    for body in [
+        json!([1, 2]),
+        json!("text"),
+        json!({ "email": 5, "password": true }),
+    ] {
         let (status, body) = parts(app.post("/auth/login", None, &body).await).await;
         assert_eq!(status, 400, "{body}");
         assert_eq!(body["error"], "Bad Request");
@@ -41,7 +48,12 @@ async fn missing_content_type_is_415() {
         .await
         .unwrap();
     let (status, body) = parts(response).await;
-    assert_error(status, &body, 415, "Expected request with `Content-Type: application/json`");
+    assert_error(
+        status,
+        &body,
+        415,
+        "Expected request with `Content-Type: application/json`",
+    );
 }
 
 #[tokio::test]
@@ -51,7 +63,12 @@ async fn unknown_route_is_404_and_wrong_method_is_405() {
     assert_error(status, &body, 404, "Cannot GET /nowhere");
 
     let (status, body) = parts(app.delete("/auth/login", None).await).await;
-    assert_error(status, &body, 405, "Method DELETE is not allowed on /auth/login");
+    assert_error(
+        status,
+        &body,
+        405,
+        "Method DELETE is not allowed on /auth/login",
+    );
 }
 
 #[tokio::test]
@@ -69,8 +86,16 @@ async fn nul_characters_are_400() {
         "firstname": "A\u{0}da", "lastname": "L", "email": "nul@example.com", "password": "Str0ng!Passw0rd",
     });
     let (status, body) = parts(app.post("/auth/register", None, &body).await).await;
-    assert_error(status, &body, 400, "Text fields must not contain NUL characters");
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&app.db).await.unwrap();
+    assert_error(
+        status,
+        &body,
+        400,
+        "Text fields must not contain NUL characters",
+    );
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
     assert_eq!(count, 0);
 }
 
@@ -80,7 +105,10 @@ async fn every_response_carries_a_request_id_and_security_headers() {
     for path in ["/health", "/nowhere"] {
         let response = app.get(path, None).await;
         let headers = response.headers();
-        assert!(headers.get("x-request-id").is_some_and(|v| !v.is_empty()), "{path}");
+        assert!(
+            headers.get("x-request-id").is_some_and(|v| !v.is_empty()),
+            "{path}"
+        );
         assert_eq!(headers["x-content-type-options"], "nosniff");
         assert_eq!(headers["x-frame-options"], "DENY");
         assert_eq!(headers["referrer-policy"], "no-referrer");
@@ -91,5 +119,9 @@ async fn every_response_carries_a_request_id_and_security_headers() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.headers()["x-request-id"], "my-trace-id", "a client's id is kept");
+    assert_eq!(
+        response.headers()["x-request-id"],
+        "my-trace-id",
+        "a client's id is kept"
+    );
 }

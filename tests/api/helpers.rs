@@ -51,7 +51,10 @@ async fn start_shared_database() -> SharedDatabase {
         }
         _ => {
             let dir = test_cluster_dir();
-            let options = ClusterOptions { durable: false, max_connections: 1000 };
+            let options = ClusterOptions {
+                durable: false,
+                max_connections: 1000,
+            };
             let cluster = EmbeddedPostgres::start_with(&dir.join("postgres"), options)
                 .await
                 .expect("starting the embedded PostgreSQL for tests");
@@ -59,7 +62,9 @@ async fn start_shared_database() -> SharedDatabase {
         }
     };
     let template = format!("eb_template_{}", std::process::id());
-    let mut conn = PgConnection::connect_with(&admin).await.expect("connecting as admin");
+    let mut conn = PgConnection::connect_with(&admin)
+        .await
+        .expect("connecting as admin");
     sqlx::query(&format!("DROP DATABASE IF EXISTS {template}"))
         .execute(&mut conn)
         .await
@@ -74,7 +79,11 @@ async fn start_shared_database() -> SharedDatabase {
         .expect("connecting to the template");
     db::migrate(&pool).await.expect("migrating the template");
     pool.close().await;
-    SharedDatabase { admin, template, _cluster: cluster }
+    SharedDatabase {
+        admin,
+        template,
+        _cluster: cluster,
+    }
 }
 
 /// A directory per test process under the system temp dir; those of dead processes are removed.
@@ -112,32 +121,47 @@ impl TestApp {
     pub async fn spawn_with(settings: &[(&str, &str)]) -> Self {
         let shared = shared_database();
         let name = format!("eb_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = PgConnection::connect_with(&shared.admin).await.expect("admin connection");
-        sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {}", shared.template))
-            .execute(&mut conn)
+        let mut conn = PgConnection::connect_with(&shared.admin)
             .await
-            .expect("creating the test database");
+            .expect("admin connection");
+        sqlx::query(&format!(
+            "CREATE DATABASE {name} TEMPLATE {}",
+            shared.template
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("creating the test database");
         conn.close().await.ok();
 
         let db_options = shared.admin.clone().database(&name);
         let db = db::pool(db_options.clone(), 20, Duration::from_secs(5));
-        Self::start_server(db.clone(), settings).await.with_db(db, db_options)
+        Self::start_server(db.clone(), settings)
+            .await
+            .with_db(db, db_options)
     }
 
     /// A second server instance on the same database (as a horizontally scaled deployment).
     pub async fn another_instance(&self) -> Self {
         let db = db::pool(self.db_options.clone(), 20, Duration::from_secs(5));
-        Self::start_server(db.clone(), &[]).await.with_db(db, self.db_options.clone())
+        Self::start_server(db.clone(), &[])
+            .await
+            .with_db(db, self.db_options.clone())
     }
 
     async fn start_server(db: PgPool, settings: &[(&str, &str)]) -> ServerOnly {
         let mut pairs: Vec<(String, String)> = vec![("JWT_SECRET".into(), JWT_SECRET.into())];
         pairs.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_lookup(|key| {
-            pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+            pairs
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
         })
         .expect("test config");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let address = format!("http://{}", listener.local_addr().expect("local addr"));
         let router = build_router(AppState::new(db, config));
         tokio::spawn(serve(listener, router, std::future::pending()));
@@ -157,19 +181,33 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
-        self.request(Method::GET, path, token).send().await.expect("GET")
+        self.request(Method::GET, path, token)
+            .send()
+            .await
+            .expect("GET")
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
-        self.request(Method::POST, path, token).json(body).send().await.expect("POST")
+        self.request(Method::POST, path, token)
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
     }
 
     pub async fn put(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
-        self.request(Method::PUT, path, token).json(body).send().await.expect("PUT")
+        self.request(Method::PUT, path, token)
+            .json(body)
+            .send()
+            .await
+            .expect("PUT")
     }
 
     pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
-        self.request(Method::DELETE, path, token).send().await.expect("DELETE")
+        self.request(Method::DELETE, path, token)
+            .send()
+            .await
+            .expect("DELETE")
     }
 
     /// Registers an account and returns `(token, user id)`.
@@ -200,7 +238,12 @@ struct ServerOnly {
 
 impl ServerOnly {
     fn with_db(self, db: PgPool, db_options: PgConnectOptions) -> TestApp {
-        TestApp { address: self.address, client: Client::new(), db, db_options }
+        TestApp {
+            address: self.address,
+            client: Client::new(),
+            db,
+            db_options,
+        }
     }
 }
 
@@ -236,6 +279,9 @@ pub fn assert_validation(status: u16, body: &Value, expected: &[&str]) {
         .filter_map(Value::as_str)
         .collect();
     for message in expected {
-        assert!(messages.contains(message), "missing {message:?} in {messages:?}");
+        assert!(
+            messages.contains(message),
+            "missing {message:?} in {messages:?}"
+        );
     }
 }

@@ -2,5 +2,6 @@
 
 mod auth;
 mod errors;
+mod events;
 mod helpers;
 mod ops;

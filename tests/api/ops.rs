@@ -35,12 +35,18 @@ async fn openapi_document_lists_routes_and_the_bearer_scheme() {
     ] {
         let operation = &paths[path][method];
         assert!(operation.is_object(), "{method} {path} missing");
-        assert!(operation["summary"].is_string(), "{method} {path} has a summary");
+        assert!(
+            operation["summary"].is_string(),
+            "{method} {path} has a summary"
+        );
     }
     let scheme = &doc["components"]["securitySchemes"]["bearer"];
     assert_eq!(scheme["type"], "http");
     assert_eq!(scheme["scheme"], "bearer");
-    assert_eq!(paths["/auth/me"]["get"]["security"], json!([{ "bearer": [] }]));
+    assert_eq!(
+        paths["/auth/me"]["get"]["security"],
+        json!([{ "bearer": [] }])
+    );
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
     let _: &Value = &doc;
 }

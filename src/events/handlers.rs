@@ -1,0 +1,200 @@
+//! The event routes. Handlers only translate HTTP to service calls.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+
+use super::model::{
+    CreateEventRequest, EventDeleted, EventListParams, EventStatus, EventView, MyEventsParams,
+    UpdateEventRequest,
+};
+use super::service::{self, EventFilter};
+use crate::auth::{MaybeAuthUser, Organizer};
+use crate::error::{AppError, ErrorBody, Result};
+use crate::http::params::parse_enum;
+use crate::http::{IdPath, Page, Paginated, QueryParams, ValidatedJson};
+use crate::state::AppState;
+
+/// List events
+///
+/// Newest first. Drafts appear only to their own organizer. Public: a token is optional, but
+/// a token that is sent must be valid.
+#[utoipa::path(
+    get, path = "/events", tag = "events",
+    params(EventListParams),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of events", body = Paginated<EventView>),
+        (status = 400, description = "Bad page, limit, status or organizerId", body = ErrorBody),
+        (status = 401, description = "A token was sent and is invalid", body = ErrorBody),
+    )
+)]
+pub async fn list_events(
+    State(state): State<AppState>,
+    viewer: MaybeAuthUser,
+    QueryParams(params): QueryParams<EventListParams>,
+) -> Result<Json<Paginated<EventView>>> {
+    let mut errors = Vec::new();
+    let page = Page::parse(params.page.as_deref(), params.limit.as_deref(), &mut errors);
+    let status = parse_enum(
+        "status",
+        params.status.as_deref(),
+        &EventStatus::NAMES,
+        &mut errors,
+    );
+    let organizer_id = params.organizer_id.as_deref().and_then(|raw| {
+        let id = raw.trim().parse::<i32>().ok().filter(|id| *id >= 1);
+        if id.is_none() {
+            errors.push("organizerId must be an integer from 1 to 2147483647".into());
+        }
+        id
+    });
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    let filter = EventFilter {
+        status,
+        organizer_id,
+        viewer: viewer.id(),
+    };
+    let (data, meta) = service::list(&state.db, filter, page).await?;
+    Ok(Json(Paginated { data, meta }))
+}
+
+/// Get an event
+///
+/// A draft is 404 to everyone but its organizer.
+#[utoipa::path(
+    get, path = "/events/{id}", tag = "events",
+    params(("id" = i32, Path, description = "Event id", minimum = 1)),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The event", body = EventView),
+        (status = 400, description = "The id is not an integer", body = ErrorBody),
+        (status = 401, description = "A token was sent and is invalid", body = ErrorBody),
+        (status = 404, description = "Event with ID 7 not found", body = ErrorBody),
+    )
+)]
+pub async fn get_event(
+    State(state): State<AppState>,
+    viewer: MaybeAuthUser,
+    IdPath(id): IdPath,
+) -> Result<Json<EventView>> {
+    Ok(Json(service::view(&state.db, id, viewer.id()).await?))
+}
+
+/// Create an event (ORGANIZER)
+///
+/// `availableSeats` starts equal to `totalSeats`, `version` at 0, `status` at DRAFT unless given.
+#[utoipa::path(
+    post, path = "/events", tag = "events",
+    request_body = CreateEventRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The new event", body = EventView),
+        (status = 400, description = "Validation failed", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Not an ORGANIZER", body = ErrorBody),
+    )
+)]
+pub async fn create_event(
+    State(state): State<AppState>,
+    Organizer(caller): Organizer,
+    ValidatedJson(body): ValidatedJson<CreateEventRequest>,
+) -> Result<(StatusCode, Json<EventView>)> {
+    let event = service::create(&state.db, caller.id, body).await?;
+    Ok((StatusCode::CREATED, Json(event)))
+}
+
+/// Update an event (its organizer)
+///
+/// Partial update. `totalSeats` may not go below the seats already booked; `availableSeats`
+/// moves by the same delta. Every change bumps `version`; a body that changes nothing does not.
+#[utoipa::path(
+    put, path = "/events/{id}", tag = "events",
+    params(("id" = i32, Path, description = "Event id", minimum = 1)),
+    request_body = UpdateEventRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The updated event", body = EventView),
+        (status = 400, description = "Validation failed, or totalSeats below the booked seats", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Not the event's organizer", body = ErrorBody),
+        (status = 404, description = "Event with ID 7 not found", body = ErrorBody),
+        (status = 409, description = "Event was modified concurrently. Please try again.", body = ErrorBody),
+    )
+)]
+pub async fn update_event(
+    State(state): State<AppState>,
+    Organizer(caller): Organizer,
+    IdPath(id): IdPath,
+    ValidatedJson(body): ValidatedJson<UpdateEventRequest>,
+) -> Result<Json<EventView>> {
+    Ok(Json(service::update(&state.db, id, caller.id, body).await?))
+}
+
+/// Delete an event (its organizer)
+///
+/// Refused while any booking row (confirmed or cancelled) exists: cancel the event instead.
+#[utoipa::path(
+    delete, path = "/events/{id}", tag = "events",
+    params(("id" = i32, Path, description = "Event id", minimum = 1)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Deleted", body = EventDeleted),
+        (status = 400, description = "The event has bookings", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Not the event's organizer", body = ErrorBody),
+        (status = 404, description = "Event with ID 7 not found", body = ErrorBody),
+    )
+)]
+pub async fn delete_event(
+    State(state): State<AppState>,
+    Organizer(caller): Organizer,
+    IdPath(id): IdPath,
+) -> Result<Json<EventDeleted>> {
+    service::delete(&state.db, id, caller.id).await?;
+    Ok(Json(EventDeleted {
+        message: "Event deleted successfully",
+        event_id: id,
+    }))
+}
+
+/// My events (ORGANIZER)
+///
+/// The caller's own events of every status, newest first.
+#[utoipa::path(
+    get, path = "/events/organizer/my-events", tag = "events",
+    params(MyEventsParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of the caller's events", body = Paginated<EventView>),
+        (status = 400, description = "Bad page, limit or status", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Not an ORGANIZER", body = ErrorBody),
+    )
+)]
+pub async fn my_events(
+    State(state): State<AppState>,
+    Organizer(caller): Organizer,
+    QueryParams(params): QueryParams<MyEventsParams>,
+) -> Result<Json<Paginated<EventView>>> {
+    let mut errors = Vec::new();
+    let page = Page::parse(params.page.as_deref(), params.limit.as_deref(), &mut errors);
+    let status = parse_enum(
+        "status",
+        params.status.as_deref(),
+        &EventStatus::NAMES,
+        &mut errors,
+    );
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    let filter = EventFilter {
+        status,
+        organizer_id: Some(caller.id),
+        viewer: Some(caller.id),
+    };
+    let (data, meta) = service::list(&state.db, filter, page).await?;
+    Ok(Json(Paginated { data, meta }))
+}

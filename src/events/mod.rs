@@ -1,0 +1,21 @@
+//! Events: organizer CRUD, the public listing, and version-checked seat edits.
+
+mod handlers;
+pub mod model;
+pub mod service;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(handlers::list_events, handlers::create_event))
+        .routes(routes!(handlers::my_events))
+        .routes(routes!(
+            handlers::get_event,
+            handlers::update_event,
+            handlers::delete_event
+        ))
+}
