@@ -1,6 +1,7 @@
 //! Event-booking REST API: the router, shared by the server binary, the seed program and tests.
 
 pub mod auth;
+pub mod bookings;
 pub mod concurrency;
 pub mod config;
 pub mod db;
@@ -42,6 +43,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(auth::router())
         .merge(events::router())
+        .merge(bookings::router())
         .merge(health::router())
 }
 

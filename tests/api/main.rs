@@ -1,6 +1,7 @@
 //! The one integration-test binary: the real router over HTTP against a real PostgreSQL.
 
 mod auth;
+mod bookings;
 mod errors;
 mod events;
 mod helpers;

@@ -1,0 +1,149 @@
+//! The booking routes. Handlers only translate HTTP to service calls.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+
+use super::model::{
+    BookedEvent, BookingDetail, BookingEnvelope, BookingListParams, BookingStatus,
+    BookingWithEvent, CancelledEvent, CreateBookingRequest, ListedEvent,
+};
+use super::service;
+use crate::auth::AuthUser;
+use crate::error::{AppError, ErrorBody, Result};
+use crate::http::params::parse_enum;
+use crate::http::{Page, Paginated, QueryParams, ReferencePath, ValidatedJson};
+use crate::state::AppState;
+
+/// Book seats
+///
+/// Books `seatCount` seats of a PUBLISHED, future event. Optimistic locking keeps seats from
+/// being oversold: a lost race is retried (3 attempts in all) before answering 409.
+#[utoipa::path(
+    post, path = "/bookings", tag = "bookings",
+    request_body = CreateBookingRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Booking confirmed", body = BookingEnvelope<BookingWithEvent<BookedEvent>>),
+        (status = 400, description = "Validation failed; event not PUBLISHED; event in the past", body = ErrorBody,
+            example = json!({ "statusCode": 400, "message": "Cannot book past events", "error": "Bad Request" })),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 404, description = "Event with ID 7 not found", body = ErrorBody),
+        (status = 409, description = "Not enough seats, or lost the race 3 times (high demand)", body = ErrorBody,
+            example = json!({ "statusCode": 409, "message": "Not enough seats available. Requested: 5, Available: 3", "error": "Conflict" })),
+    )
+)]
+pub async fn create_booking(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ValidatedJson(body): ValidatedJson<CreateBookingRequest>,
+) -> Result<(
+    StatusCode,
+    Json<BookingEnvelope<BookingWithEvent<BookedEvent>>>,
+)> {
+    let (Some(event_id), Some(seats)) = (body.event_id, body.seat_count) else {
+        return Err(AppError::bad_request("eventId and seatCount are required"));
+    };
+    // Both were range-checked by validation, so they fit.
+    let event_id =
+        i32::try_from(event_id).map_err(|_| AppError::bad_request("eventId is out of range"))?;
+    let seats =
+        i32::try_from(seats).map_err(|_| AppError::bad_request("seatCount is out of range"))?;
+    let booking = service::book(&state.db, caller.id, event_id, seats).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(BookingEnvelope {
+            success: true,
+            message: "Booking confirmed successfully",
+            data: booking,
+        }),
+    ))
+}
+
+/// My bookings
+///
+/// The caller's own bookings, newest first, each with a summary of its event.
+#[utoipa::path(
+    get, path = "/bookings", tag = "bookings",
+    params(BookingListParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of the caller's bookings", body = Paginated<BookingWithEvent<ListedEvent>>),
+        (status = 400, description = "Bad page, limit or status", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+    )
+)]
+pub async fn list_bookings(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    QueryParams(params): QueryParams<BookingListParams>,
+) -> Result<Json<Paginated<BookingWithEvent<ListedEvent>>>> {
+    let mut errors = Vec::new();
+    let page = Page::parse(params.page.as_deref(), params.limit.as_deref(), &mut errors);
+    let status = parse_enum(
+        "status",
+        params.status.as_deref(),
+        &BookingStatus::NAMES,
+        &mut errors,
+    );
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    let (data, meta) = service::list(&state.db, caller.id, status, page).await?;
+    Ok(Json(Paginated { data, meta }))
+}
+
+/// Get a booking
+///
+/// Visible to the booking's owner and to the organizer of its event.
+#[utoipa::path(
+    get, path = "/bookings/{bookingReference}", tag = "bookings",
+    params(("bookingReference" = uuid::Uuid, Path, description = "The booking's reference (UUID)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The booking, its event and its booker", body = BookingDetail),
+        (status = 400, description = "Not a UUID", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "You do not have permission to view this booking", body = ErrorBody),
+        (status = 404, description = "Booking not found", body = ErrorBody),
+    )
+)]
+pub async fn get_booking(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ReferencePath(reference): ReferencePath,
+) -> Result<Json<BookingDetail>> {
+    Ok(Json(
+        service::detail(&state.db, caller.id, reference).await?,
+    ))
+}
+
+/// Cancel a booking (its owner)
+///
+/// Releases the booking's seats exactly once, even under concurrent cancels.
+#[utoipa::path(
+    delete, path = "/bookings/{bookingReference}", tag = "bookings",
+    params(("bookingReference" = uuid::Uuid, Path, description = "The booking's reference (UUID)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Cancelled; seats released", body = BookingEnvelope<BookingWithEvent<CancelledEvent>>),
+        (status = 400, description = "Not a UUID; already cancelled; past event", body = ErrorBody,
+            example = json!({ "statusCode": 400, "message": "Booking is already cancelled", "error": "Bad Request" })),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "You can only cancel your own bookings", body = ErrorBody),
+        (status = 404, description = "Booking not found", body = ErrorBody),
+        (status = 409, description = "Cancellation failed due to high demand. Please try again.", body = ErrorBody),
+    )
+)]
+pub async fn cancel_booking(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    ReferencePath(reference): ReferencePath,
+) -> Result<Json<BookingEnvelope<BookingWithEvent<CancelledEvent>>>> {
+    let cancelled = service::cancel(&state.db, caller.id, reference).await?;
+    Ok(Json(BookingEnvelope {
+        success: true,
+        message: "Booking cancelled successfully. Seats have been released.",
+        data: cancelled,
+    }))
+}

@@ -1,0 +1,16 @@
+//! Bookings: book, list, view and cancel seats, with optimistic locking.
+
+mod handlers;
+pub mod model;
+pub mod service;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(handlers::create_booking, handlers::list_bookings))
+        .routes(routes!(handlers::get_booking, handlers::cancel_booking))
+}
