@@ -6,3 +6,4 @@ mod errors;
 mod events;
 mod helpers;
 mod ops;
+mod races;
