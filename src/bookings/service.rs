@@ -30,7 +30,8 @@ struct EventForBooking {
     version: i32,
 }
 
-pub async fn book(
+/// One booking in its own transaction, retried on lost races: the algorithm of DESIGN.md.
+pub async fn book_direct(
     db: &PgPool,
     caller: i32,
     event_id: i32,

@@ -89,6 +89,14 @@ impl EmbeddedPostgres {
             .database(database)
     }
 
+    /// A `postgres://` URL of `database`, for processes that take a `DATABASE_URL`.
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://{SUPERUSER}:{}@127.0.0.1:{}/{database}",
+            self.password, self.port
+        )
+    }
+
     /// Creates `name` unless it exists already.
     pub async fn create_database(&self, name: &str) -> anyhow::Result<()> {
         let mut conn = PgConnection::connect_with(&self.connect_options("postgres")).await?;
