@@ -57,6 +57,22 @@ impl AppError {
             if matches!(db.code().as_deref(), Some("40001" | "40P01")))
     }
 
+    /// The same error again, for answering several requests that failed together. Causes
+    /// that cannot be cloned keep their text.
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::Validation(messages) => Self::Validation(messages.clone()),
+            Self::Client { status, message } => Self::client(*status, message.clone()),
+            Self::TooManyRequests { retry_after_secs } => Self::TooManyRequests {
+                retry_after_secs: *retry_after_secs,
+            },
+            Self::Unavailable(cause) => Self::Unavailable(cause.clone()),
+            Self::Database(e) if is_connection_failure(e) => Self::Unavailable(e.to_string()),
+            Self::Database(e) => Self::Internal(anyhow::anyhow!("database error: {e}")),
+            Self::Internal(e) => Self::Internal(anyhow::anyhow!("{e:#}")),
+        }
+    }
+
     /// The name of the violated constraint, when this is a constraint violation.
     pub fn constraint(&self) -> Option<&str> {
         match self {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 
 use crate::auth::jwt::JwtKeys;
+use crate::bookings::BookingLanes;
 use crate::config::Config;
 
 #[derive(Clone)]
@@ -12,12 +13,15 @@ pub struct AppState {
     pub db: PgPool,
     pub jwt: Arc<JwtKeys>,
     pub config: Arc<Config>,
+    /// Per-event booking queues (see `bookings::lanes`).
+    pub bookings: BookingLanes,
 }
 
 impl AppState {
     pub fn new(db: PgPool, config: Config) -> Self {
         let jwt = JwtKeys::new(config.jwt_secret.expose().as_bytes(), config.jwt_expires_in);
         Self {
+            bookings: BookingLanes::new(db.clone()),
             db,
             jwt: Arc::new(jwt),
             config: Arc::new(config),

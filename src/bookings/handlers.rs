@@ -8,7 +8,7 @@ use super::model::{
     BookedEvent, BookingDetail, BookingEnvelope, BookingListParams, BookingStatus,
     BookingWithEvent, CancelledEvent, CreateBookingRequest, ListedEvent,
 };
-use super::service;
+use super::service::{self, BookingRequest};
 use crate::auth::AuthUser;
 use crate::error::{AppError, ErrorBody, Result};
 use crate::http::params::parse_enum;
@@ -49,7 +49,12 @@ pub async fn create_booking(
         i32::try_from(event_id).map_err(|_| AppError::bad_request("eventId is out of range"))?;
     let seats =
         i32::try_from(seats).map_err(|_| AppError::bad_request("seatCount is out of range"))?;
-    let booking = service::book_direct(&state.db, caller.id, event_id, seats).await?;
+    let request = BookingRequest {
+        user_id: caller.id,
+        event_id,
+        seats,
+    };
+    let booking = state.bookings.book(request).await?;
     Ok((
         StatusCode::CREATED,
         Json(BookingEnvelope {

@@ -1,11 +1,14 @@
 //! Bookings: book, list, view and cancel seats, with optimistic locking.
 
 mod handlers;
+pub mod lanes;
 pub mod model;
 pub mod service;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+pub use lanes::BookingLanes;
 
 use crate::state::AppState;
 

@@ -1,8 +1,10 @@
 //! Booking, listing, viewing and cancelling: the SQL with optimistic locking.
 //!
 //! Booking reads top to bottom as DESIGN.md describes it: in one transaction, read the event
-//! with its version, validate, version-checked UPDATE, insert the booking, commit. A lost race
-//! rolls back (the transaction is dropped) and `retry_optimistic` retries from a fresh read.
+//! with its version, validate, version-checked UPDATE, insert, commit. A lost race rolls back
+//! (the transaction is dropped) and `retry_optimistic` retries from a fresh read. The same
+//! transaction books a whole group of requests for one event at once (see `lanes`); a single
+//! booking is a group of one.
 
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
@@ -18,6 +20,14 @@ use crate::events::service::not_found as event_not_found;
 use crate::http::{Page, PageMeta};
 use crate::time::Timestamp;
 
+/// One request for seats.
+#[derive(Debug, Clone, Copy)]
+pub struct BookingRequest {
+    pub user_id: i32,
+    pub event_id: i32,
+    pub seats: i32,
+}
+
 /// The event as the booking transaction reads it.
 #[derive(sqlx::FromRow)]
 struct EventForBooking {
@@ -30,36 +40,87 @@ struct EventForBooking {
     version: i32,
 }
 
+fn high_demand() -> AppError {
+    AppError::conflict("Booking failed due to high demand. Please try again.")
+}
+
 /// One booking in its own transaction, retried on lost races: the algorithm of DESIGN.md.
 pub async fn book_direct(
     db: &PgPool,
-    caller: i32,
+    user_id: i32,
     event_id: i32,
-    seat_count: i32,
+    seats: i32,
 ) -> Result<BookingWithEvent<BookedEvent>> {
-    retry_optimistic(
-        || async move {
-            let mut tx = db.begin().await?;
-            let event = read_event(&mut tx, event_id).await?;
-            check_bookable(&event, caller, seat_count)?;
-            if !take_seats(&mut tx, &event, seat_count).await? {
-                return Ok(Attempt::Lost);
+    let request = BookingRequest {
+        user_id,
+        event_id,
+        seats,
+    };
+    let mut outcomes = book_group_with_retry(db, event_id, &[request]).await?;
+    outcomes.pop().unwrap_or_else(|| Err(high_demand()))
+}
+
+/// Books a group of requests for one event, retrying the whole group on lost races.
+/// Returns one outcome per request, in order; `Err` only when the whole group failed.
+pub async fn book_group_with_retry(
+    db: &PgPool,
+    event_id: i32,
+    requests: &[BookingRequest],
+) -> Result<Vec<Result<BookingWithEvent<BookedEvent>>>> {
+    retry_optimistic(|| book_group(db, event_id, requests), high_demand).await
+}
+
+/// One attempt: read, validate each request in order against the seats the earlier ones
+/// left, take the accepted seats with one version-checked UPDATE, insert their bookings.
+async fn book_group(
+    db: &PgPool,
+    event_id: i32,
+    requests: &[BookingRequest],
+) -> Result<Attempt<Vec<Result<BookingWithEvent<BookedEvent>>>>> {
+    let mut tx = db.begin().await?;
+    let event = read_event(&mut tx, event_id).await?;
+    let mut available = event.available_seats;
+    let mut refusals: Vec<Option<AppError>> = Vec::with_capacity(requests.len());
+    let mut accepted: Vec<BookingRequest> = Vec::new();
+    for request in requests {
+        match check_bookable(&event, request, available) {
+            Ok(()) => {
+                available -= request.seats;
+                accepted.push(*request);
+                refusals.push(None);
             }
-            let booking = insert_booking(&mut tx, caller, event_id, seat_count).await?;
-            tx.commit().await?;
-            Ok(Attempt::Done(BookingWithEvent {
-                booking,
-                event: BookedEvent {
-                    id: event.id,
-                    title: event.title,
-                    event_date: event.event_date,
-                    organizer_id: event.organizer_id,
-                },
-            }))
-        },
-        || AppError::conflict("Booking failed due to high demand. Please try again."),
-    )
-    .await
+            Err(error) => refusals.push(Some(error)),
+        }
+    }
+    let mut bookings = Vec::new();
+    if !accepted.is_empty() {
+        if !take_seats(&mut tx, &event, &accepted).await? {
+            return Ok(Attempt::Lost);
+        }
+        bookings = insert_bookings(&mut tx, &accepted).await?;
+        tx.commit().await?;
+    }
+    let summary = BookedEvent {
+        id: event.id,
+        title: event.title,
+        event_date: event.event_date,
+        organizer_id: event.organizer_id,
+    };
+    let mut bookings = bookings.into_iter();
+    let outcomes = refusals
+        .into_iter()
+        .map(|refusal| match refusal {
+            Some(error) => Err(error),
+            None => bookings
+                .next()
+                .map(|booking| BookingWithEvent {
+                    booking,
+                    event: summary.clone(),
+                })
+                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("a booking row is missing"))),
+        })
+        .collect();
+    Ok(Attempt::Done(outcomes))
 }
 
 async fn read_event(tx: &mut Transaction<'_, Postgres>, id: i32) -> Result<EventForBooking> {
@@ -73,10 +134,11 @@ async fn read_event(tx: &mut Transaction<'_, Postgres>, id: i32) -> Result<Event
     .ok_or_else(|| event_not_found(id))
 }
 
-/// The booking rules, in the contract's order.
-fn check_bookable(event: &EventForBooking, caller: i32, seats: i32) -> Result<()> {
+/// The booking rules, in the contract's order; `available` counts the seats that requests
+/// earlier in the same group have already taken.
+fn check_bookable(event: &EventForBooking, request: &BookingRequest, available: i32) -> Result<()> {
     // A draft does not exist for anyone but its organizer.
-    if event.status == EventStatus::Draft && event.organizer_id != caller {
+    if event.status == EventStatus::Draft && event.organizer_id != request.user_id {
         return Err(event_not_found(event.id));
     }
     if event.status != EventStatus::Published {
@@ -91,52 +153,62 @@ fn check_bookable(event: &EventForBooking, caller: i32, seats: i32) -> Result<()
     {
         return Err(AppError::bad_request("Cannot book past events"));
     }
-    if event.available_seats < seats {
+    if available < request.seats {
         return Err(AppError::conflict(format!(
-            "Not enough seats available. Requested: {seats}, Available: {}",
-            event.available_seats
+            "Not enough seats available. Requested: {}, Available: {available}",
+            request.seats
         )));
     }
     Ok(())
 }
 
 /// The version-checked write: false when another writer changed the event since we read it.
+/// The version grows by one per booking, as if they had been booked one by one.
 async fn take_seats(
     tx: &mut Transaction<'_, Postgres>,
     event: &EventForBooking,
-    seats: i32,
+    accepted: &[BookingRequest],
 ) -> Result<bool> {
+    let seats: i32 = accepted.iter().map(|r| r.seats).sum();
     let written = sqlx::query(
-        "UPDATE events SET available_seats = available_seats - $3, version = version + 1, \
+        "UPDATE events SET available_seats = available_seats - $3, version = version + $4, \
                 updated_at = now() \
          WHERE id = $1 AND version = $2",
     )
     .bind(event.id)
     .bind(event.version)
     .bind(seats)
+    .bind(accepted.len() as i32)
     .execute(&mut **tx)
     .await?
     .rows_affected();
     Ok(written == 1)
 }
 
-async fn insert_booking(
+/// One multi-row INSERT; the rows come back in the order of `accepted`.
+async fn insert_bookings(
     tx: &mut Transaction<'_, Postgres>,
-    user_id: i32,
-    event_id: i32,
-    seats: i32,
-) -> Result<Booking> {
+    accepted: &[BookingRequest],
+) -> Result<Vec<Booking>> {
+    let users: Vec<i32> = accepted.iter().map(|r| r.user_id).collect();
+    let events: Vec<i32> = accepted.iter().map(|r| r.event_id).collect();
+    let seats: Vec<i32> = accepted.iter().map(|r| r.seats).collect();
+    let references: Vec<Uuid> = accepted.iter().map(|_| Uuid::new_v4()).collect();
     let sql = format!(
         "INSERT INTO bookings AS b (user_id, event_id, seat_count, booking_reference) \
-         VALUES ($1, $2, $3, $4) RETURNING {BOOKING_COLUMNS}"
+         SELECT * FROM UNNEST($1::integer[], $2::integer[], $3::integer[], $4::uuid[]) \
+         RETURNING {BOOKING_COLUMNS}"
     );
-    Ok(sqlx::query_as::<_, Booking>(&sql)
-        .bind(user_id)
-        .bind(event_id)
-        .bind(seats)
-        .bind(Uuid::new_v4())
-        .fetch_one(&mut **tx)
-        .await?)
+    let mut rows = sqlx::query_as::<_, Booking>(&sql)
+        .bind(&users)
+        .bind(&events)
+        .bind(&seats)
+        .bind(&references)
+        .fetch_all(&mut **tx)
+        .await?;
+    // RETURNING's order is not promised: put the rows back in request order.
+    rows.sort_by_key(|row| references.iter().position(|r| *r == row.booking_reference));
+    Ok(rows)
 }
 
 /// The caller's own bookings, newest first.
