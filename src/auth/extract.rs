@@ -51,22 +51,53 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let Some(header) = parts.headers.get(AUTHORIZATION) else {
+        let Some(token) = TokenUser::from_parts(parts, state)? else {
             return Ok(Self(None));
         };
-        let invalid = || AppError::unauthorized("Invalid or expired token");
+        // The role comes from the database, so a token outlives no deletion or role change.
+        let role = service::role_of(&state.db, token.id)
+            .await?
+            .ok_or_else(invalid_token)?;
+        Ok(Self(Some(AuthUser { id: token.id, role })))
+    }
+}
+
+fn invalid_token() -> AppError {
+    AppError::unauthorized("Invalid or expired token")
+}
+
+/// A caller whose token is valid, checked without a database round trip. Only for routes
+/// that verify the user's existence themselves, in their own query (POST /bookings does it in
+/// the booking transaction); everything else uses `AuthUser`.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenUser {
+    pub id: i32,
+}
+
+impl TokenUser {
+    /// `None` without an Authorization header; 401 for a header without a valid token.
+    fn from_parts(parts: &Parts, state: &AppState) -> Result<Option<Self>, AppError> {
+        let Some(header) = parts.headers.get(AUTHORIZATION) else {
+            return Ok(None);
+        };
         let token = header
             .to_str()
             .ok()
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim)
             .filter(|token| !token.is_empty())
-            .ok_or_else(invalid)?;
-        let claims = state.jwt.verify(token).ok_or_else(invalid)?;
-        let id: i32 = claims.sub.parse().map_err(|_| invalid())?;
-        // The role comes from the database, so a token outlives no deletion or role change.
-        let role = service::role_of(&state.db, id).await?.ok_or_else(invalid)?;
-        Ok(Self(Some(AuthUser { id, role })))
+            .ok_or_else(invalid_token)?;
+        let claims = state.jwt.verify(token).ok_or_else(invalid_token)?;
+        let id = claims.sub.parse().map_err(|_| invalid_token())?;
+        Ok(Some(Self { id }))
+    }
+}
+
+impl FromRequestParts<AppState> for TokenUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        Self::from_parts(parts, state)?.ok_or_else(|| AppError::unauthorized("Unauthorized"))
     }
 }
 

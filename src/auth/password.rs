@@ -1,5 +1,7 @@
 //! argon2id password hashing, always on a blocking thread: a hash takes tens of milliseconds
-//! of pure CPU and would otherwise stall every request sharing the runtime worker.
+//! of pure CPU and would otherwise stall every request sharing the runtime worker. At most one
+//! hash per core runs at once: each needs 19 MiB, and a burst of logins must not grow the
+//! server's memory (or starve the booking path of CPU) without bound.
 
 use std::sync::OnceLock;
 
@@ -7,16 +9,29 @@ use anyhow::Context;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 pub async fn hash(password: String) -> anyhow::Result<String> {
+    let _permit = hashing_permit().await?;
     tokio::task::spawn_blocking(move || hash_blocking(&password))
         .await
         .context("password hashing task failed")?
 }
 
+async fn hashing_permit() -> anyhow::Result<SemaphorePermit<'static>> {
+    static HASHING: OnceLock<Semaphore> = OnceLock::new();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    HASHING
+        .get_or_init(|| Semaphore::new(cores))
+        .acquire()
+        .await
+        .context("password hashing is shut down")
+}
+
 /// Verifies `password` against `stored`, or, when there is no such user, against a fixed
 /// dummy hash, so an unknown email costs the same time as a wrong password.
 pub async fn verify(password: String, stored: Option<String>) -> anyhow::Result<bool> {
+    let _permit = hashing_permit().await?;
     tokio::task::spawn_blocking(move || {
         let (hash, real) = match &stored {
             Some(hash) => (hash.as_str(), true),

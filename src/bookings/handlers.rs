@@ -9,7 +9,7 @@ use super::model::{
     BookingWithEvent, CancelledEvent, CreateBookingRequest, ListedEvent,
 };
 use super::service::{self, BookingRequest};
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, TokenUser};
 use crate::error::{AppError, ErrorBody, Result};
 use crate::http::params::parse_enum;
 use crate::http::{Page, Paginated, QueryParams, ReferencePath, ValidatedJson};
@@ -35,7 +35,7 @@ use crate::state::AppState;
 )]
 pub async fn create_booking(
     State(state): State<AppState>,
-    caller: AuthUser,
+    caller: TokenUser,
     ValidatedJson(body): ValidatedJson<CreateBookingRequest>,
 ) -> Result<(
     StatusCode,

@@ -38,6 +38,8 @@ struct EventForBooking {
     status: EventStatus,
     available_seats: i32,
     version: i32,
+    /// The requesting users that exist.
+    known_users: Vec<i32>,
 }
 
 fn high_demand() -> AppError {
@@ -78,7 +80,8 @@ async fn book_group(
     requests: &[BookingRequest],
 ) -> Result<Attempt<Vec<Result<BookingWithEvent<BookedEvent>>>>> {
     let mut tx = db.begin().await?;
-    let event = read_event(&mut tx, event_id).await?;
+    let users: Vec<i32> = requests.iter().map(|r| r.user_id).collect();
+    let event = read_event(&mut tx, event_id, &users).await?;
     let mut available = event.available_seats;
     let mut refusals: Vec<Option<AppError>> = Vec::with_capacity(requests.len());
     let mut accepted: Vec<BookingRequest> = Vec::new();
@@ -94,10 +97,10 @@ async fn book_group(
     }
     let mut bookings = Vec::new();
     if !accepted.is_empty() {
-        if !take_seats(&mut tx, &event, &accepted).await? {
+        bookings = take_seats_and_insert(&mut tx, &event, &accepted).await?;
+        if bookings.is_empty() {
             return Ok(Attempt::Lost);
         }
-        bookings = insert_bookings(&mut tx, &accepted).await?;
         tx.commit().await?;
     }
     let summary = BookedEvent {
@@ -123,12 +126,20 @@ async fn book_group(
     Ok(Attempt::Done(outcomes))
 }
 
-async fn read_event(tx: &mut Transaction<'_, Postgres>, id: i32) -> Result<EventForBooking> {
+/// Reads the event with its version, and which of `users` still exist (a token can outlive
+/// its user), in one round trip.
+async fn read_event(
+    tx: &mut Transaction<'_, Postgres>,
+    id: i32,
+    users: &[i32],
+) -> Result<EventForBooking> {
     sqlx::query_as::<_, EventForBooking>(
-        "SELECT id, title, event_date, organizer_id, status, available_seats, version \
+        "SELECT id, title, event_date, organizer_id, status, available_seats, version, \
+                ARRAY(SELECT u.id FROM users u WHERE u.id = ANY($2)) AS known_users \
          FROM events WHERE id = $1",
     )
     .bind(id)
+    .bind(users)
     .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| event_not_found(id))
@@ -137,6 +148,9 @@ async fn read_event(tx: &mut Transaction<'_, Postgres>, id: i32) -> Result<Event
 /// The booking rules, in the contract's order; `available` counts the seats that requests
 /// earlier in the same group have already taken.
 fn check_bookable(event: &EventForBooking, request: &BookingRequest, available: i32) -> Result<()> {
+    if !event.known_users.contains(&request.user_id) {
+        return Err(AppError::unauthorized("Invalid or expired token"));
+    }
     // A draft does not exist for anyone but its organizer.
     if event.status == EventStatus::Draft && event.organizer_id != request.user_id {
         return Err(event_not_found(event.id));
@@ -162,47 +176,36 @@ fn check_bookable(event: &EventForBooking, request: &BookingRequest, available: 
     Ok(())
 }
 
-/// The version-checked write: false when another writer changed the event since we read it.
-/// The version grows by one per booking, as if they had been booked one by one.
-async fn take_seats(
+/// The version-checked write and the inserts, as one statement: the UPDATE matches no row when
+/// another writer changed the event since we read it, and then nothing is inserted and no row
+/// comes back (a lost race). The version grows by one per booking, as if they had been booked
+/// one by one. The rows come back in the order of `accepted`.
+async fn take_seats_and_insert(
     tx: &mut Transaction<'_, Postgres>,
     event: &EventForBooking,
     accepted: &[BookingRequest],
-) -> Result<bool> {
-    let seats: i32 = accepted.iter().map(|r| r.seats).sum();
-    let written = sqlx::query(
-        "UPDATE events SET available_seats = available_seats - $3, version = version + $4, \
-                updated_at = now() \
-         WHERE id = $1 AND version = $2",
-    )
-    .bind(event.id)
-    .bind(event.version)
-    .bind(seats)
-    .bind(accepted.len() as i32)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    Ok(written == 1)
-}
-
-/// One multi-row INSERT; the rows come back in the order of `accepted`.
-async fn insert_bookings(
-    tx: &mut Transaction<'_, Postgres>,
-    accepted: &[BookingRequest],
 ) -> Result<Vec<Booking>> {
+    let seats: i32 = accepted.iter().map(|r| r.seats).sum();
     let users: Vec<i32> = accepted.iter().map(|r| r.user_id).collect();
-    let events: Vec<i32> = accepted.iter().map(|r| r.event_id).collect();
-    let seats: Vec<i32> = accepted.iter().map(|r| r.seats).collect();
+    let counts: Vec<i32> = accepted.iter().map(|r| r.seats).collect();
     let references: Vec<Uuid> = accepted.iter().map(|_| Uuid::new_v4()).collect();
     let sql = format!(
-        "INSERT INTO bookings AS b (user_id, event_id, seat_count, booking_reference) \
-         SELECT * FROM UNNEST($1::integer[], $2::integer[], $3::integer[], $4::uuid[]) \
+        "WITH taken AS ( \
+             UPDATE events SET available_seats = available_seats - $3, \
+                    version = version + $4, updated_at = now() \
+             WHERE id = $1 AND version = $2 RETURNING id) \
+         INSERT INTO bookings AS b (user_id, event_id, seat_count, booking_reference) \
+         SELECT t.user_id, taken.id, t.seats, t.reference \
+         FROM taken, UNNEST($5::integer[], $6::integer[], $7::uuid[]) AS t(user_id, seats, reference) \
          RETURNING {BOOKING_COLUMNS}"
     );
     let mut rows = sqlx::query_as::<_, Booking>(&sql)
+        .bind(event.id)
+        .bind(event.version)
+        .bind(seats)
+        .bind(accepted.len() as i32)
         .bind(&users)
-        .bind(&events)
-        .bind(&seats)
+        .bind(&counts)
         .bind(&references)
         .fetch_all(&mut **tx)
         .await?;

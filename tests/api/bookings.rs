@@ -411,3 +411,42 @@ async fn only_the_owner_cancels_and_not_after_the_event() {
     assert_eq!(status, "CONFIRMED");
     assert_invariant(&app, event_id).await;
 }
+
+#[tokio::test]
+async fn a_token_whose_user_was_deleted_cannot_book() {
+    let app = TestApp::spawn().await;
+    let (_, event_id) = published_event(&app, 10).await;
+    let (token, user_id) = app.user("gone@example.com").await;
+    sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(user_id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let (status, body) = parts(
+        app.post("/bookings", Some(&token), &booking(event_id, 1))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "Unauthorized");
+    assert_eq!(seat_state(&app, event_id).await, (10, 10, 0, 0));
+}
+
+#[tokio::test]
+async fn version_grows_by_one_per_booking_and_cancellation() {
+    let app = TestApp::spawn().await;
+    let (_, event_id) = published_event(&app, 50).await;
+    let (user, _) = app.user("user@example.com").await;
+    let requests: Vec<_> = (0..10)
+        .map(|_| {
+            let request = app
+                .request(reqwest::Method::POST, "/bookings", Some(&user))
+                .json(&booking(event_id, 2));
+            tokio::spawn(async move { request.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    for request in requests {
+        assert_eq!(request.await.unwrap(), 201);
+    }
+    assert_eq!(seat_state(&app, event_id).await, (50, 30, 20, 10));
+}
