@@ -66,7 +66,7 @@ impl Config {
         };
         Ok(Self {
             database_url: get("DATABASE_URL").map(Secret::new),
-            db_max_connections: parse_or("DB_MAX_CONNECTIONS", &get, 10)?,
+            db_max_connections: parse_or("DB_MAX_CONNECTIONS", &get, 16)?,
             db_acquire_timeout: Duration::from_secs(parse_or("DB_ACQUIRE_TIMEOUT_SECS", &get, 3)?),
             jwt_secret,
             jwt_secret_generated,
