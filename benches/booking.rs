@@ -106,11 +106,12 @@ async fn run() -> anyhow::Result<()> {
         step(&format!("HOT at {level}"));
         let event = api.create_event(&organizer.token, 1_000_000).await?;
         let result = drive(&api, &users, Target::One(event), level, Load::For(RUN_FOR)).await;
-        report.push(result.finish("HOT", level, &db, &[event]).await?);
+        report.push(result.finish("HOT", level, &db, &[event], 0).await?);
     }
 
     for &level in LEVELS.iter().filter(|_| wanted("SPREAD")) {
         step(&format!("SPREAD at {level}"));
+        let sold_before = seats(&db, &spread).await?.1;
         let result = drive(
             &api,
             &users,
@@ -119,14 +120,18 @@ async fn run() -> anyhow::Result<()> {
             Load::For(RUN_FOR),
         )
         .await;
-        report.push(result.finish("SPREAD", level, &db, &spread).await?);
+        report.push(
+            result
+                .finish("SPREAD", level, &db, &spread, sold_before)
+                .await?,
+        );
     }
 
     for &level in LEVELS.iter().filter(|_| wanted("SELLOUT")) {
         step(&format!("SELLOUT at {level}"));
         let event = api.create_event(&organizer.token, 1_000).await?;
         let result = drive(&api, &users, Target::One(event), level, Load::Count(5_000)).await;
-        report.push(result.finish("SELLOUT", level, &db, &[event]).await?);
+        report.push(result.finish("SELLOUT", level, &db, &[event], 0).await?);
     }
 
     let mut peak_rss_kb = server.peak_rss_kb();
@@ -143,7 +148,7 @@ async fn run() -> anyhow::Result<()> {
             },
         ];
         let result = drive_many(&apis, &users, Target::One(event), 64, Load::For(RUN_FOR)).await;
-        report.push(result.finish("TWO INSTANCES", 64, &db, &[event]).await?);
+        report.push(result.finish("TWO INSTANCES", 64, &db, &[event], 0).await?);
         peak_rss_kb = peak_rss_kb.max(second.peak_rss_kb());
     }
 
@@ -441,17 +446,13 @@ impl RunResult {
         concurrency: usize,
         db: &PgPool,
         events: &[i32],
+        sold_before: i64,
     ) -> anyhow::Result<Row> {
         check_invariant(db).await?;
         let ok = self.samples.iter().filter(|s| s.status == 201).count();
         let conflicts = self.samples.iter().filter(|s| s.status == 409).count();
-        let (available, sold): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE(SUM(available_seats), 0)::bigint, COALESCE(SUM(total_seats - available_seats), 0)::bigint \
-             FROM events WHERE id = ANY($1)",
-        )
-        .bind(events)
-        .fetch_one(db)
-        .await?;
+        let (available, sold) = seats(db, events).await?;
+        let sold = sold - sold_before;
         // A "high demand" 409 is false when seats were still left as it was answered: all of
         // them if seats remain now, else those answered before the last confirmed booking.
         let last_success = self
@@ -522,6 +523,18 @@ async fn direct(db: &PgPool, users: &Arc<Vec<User>>, target: Target, tasks: usiz
         ok += handle.await.unwrap_or(0);
     }
     ok as f64 / start.elapsed().as_secs_f64()
+}
+
+/// (seats available, seats sold) over `events`.
+async fn seats(db: &PgPool, events: &[i32]) -> anyhow::Result<(i64, i64)> {
+    Ok(sqlx::query_as(
+        "SELECT COALESCE(SUM(available_seats), 0)::bigint, \
+                COALESCE(SUM(total_seats - available_seats), 0)::bigint \
+         FROM events WHERE id = ANY($1)",
+    )
+    .bind(events)
+    .fetch_one(db)
+    .await?)
 }
 
 async fn check_invariant(db: &PgPool) -> anyhow::Result<()> {

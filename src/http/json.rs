@@ -1,13 +1,13 @@
-//! `ValidatedJson<T>`: the only way a handler receives a body. It maps every rejection into
-//! the contract's error body, refuses NUL characters anywhere in the text, and runs
+//! `ValidatedJson<T>`: the only way a handler receives a body. It answers every rejection in
+//! the contract's error body (415 without a JSON content type, 413 over the body limit, 400 for
+//! malformed JSON or wrong types), refuses NUL characters anywhere in the text, and runs the
 //! `validator` rules, so a handler cannot forget validation.
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
-use axum::Json;
+use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::error::Category;
 use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
 use crate::error::AppError;
@@ -22,45 +22,67 @@ where
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Json(value) = Json::<Value>::from_request(req, state)
-            .await
-            .map_err(json_rejection)?;
-        if contains_nul(&value) {
+        if !is_json(req.headers()) {
+            return Err(AppError::client(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Expected request with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                AppError::client(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large")
+            } else {
+                AppError::bad_request(e.body_text())
+            }
+        })?;
+        if has_escaped_nul(&bytes) {
             return Err(AppError::bad_request(
                 "Text fields must not contain NUL characters",
             ));
         }
-        let body: T = serde_json::from_value(value)
-            .map_err(|e| AppError::bad_request(format!("Invalid request body: {e}")))?;
+        let body: T = serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
+            Category::Data => AppError::bad_request(format!("Invalid request body: {e}")),
+            _ => AppError::bad_request(format!("Malformed JSON body: {e}")),
+        })?;
         body.validate()
             .map_err(|errors| AppError::Validation(messages(&errors)))?;
         Ok(Self(body))
     }
 }
 
-fn json_rejection(rejection: JsonRejection) -> AppError {
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => AppError::client(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Expected request with `Content-Type: application/json`",
-        ),
-        JsonRejection::JsonSyntaxError(e) => {
-            AppError::bad_request(format!("Malformed JSON body: {}", e.body_text()))
-        }
-        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            AppError::client(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large")
-        }
-        other => AppError::bad_request(other.body_text()),
-    }
+/// `application/json`, or a `+json` type, with any parameters.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-fn contains_nul(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(contains_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
-        _ => false,
+/// Whether a JSON text holds the escape `\u0000` (a raw NUL is not valid JSON at all).
+/// Escaped backslashes are skipped, so the text `\\u0000` (a backslash, then "u0000") is fine.
+fn has_escaped_nul(json: &[u8]) -> bool {
+    let mut i = 0;
+    while i < json.len() {
+        if json[i] == b'\\' {
+            if json.get(i + 1) == Some(&b'u') && json.get(i + 2..i + 6) == Some(b"0000") {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
     }
+    false
 }
 
 /// Flattens validator's errors into the contract's message array: each rule carries its full
@@ -80,4 +102,18 @@ pub fn messages(errors: &ValidationErrors) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_escaped_nul;
+
+    #[test]
+    fn finds_escaped_nul_but_not_an_escaped_backslash() {
+        assert!(has_escaped_nul(br#"{"a":"x\u0000y"}"#));
+        assert!(!has_escaped_nul(br#"{"a":"x\\u0000y"}"#));
+        assert!(has_escaped_nul(br#"{"a":"\\\u0000"}"#));
+        assert!(has_escaped_nul(br#"{"a\u0000":1}"#));
+        assert!(!has_escaped_nul(br#"{"a":"plain \u0041"}"#));
+    }
 }
