@@ -1,6 +1,7 @@
 //! Configuration, read once at start-up from the environment (and `.env`).
 
 use std::fmt;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -37,6 +38,16 @@ pub struct Config {
     pub jwt_expires_in: Duration,
     pub port: u16,
     pub production: bool,
+    pub rate_limits: RateLimits,
+    /// Origins allowed by CORS; `None` allows any origin.
+    pub cors_origins: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RateLimits {
+    pub enabled: bool,
+    pub auth_per_minute: NonZeroU32,
+    pub bookings_per_minute: NonZeroU32,
 }
 
 impl Config {
@@ -73,6 +84,25 @@ impl Config {
             jwt_expires_in,
             port: parse_or("PORT", &get, 3000)?,
             production,
+            rate_limits: RateLimits {
+                enabled: parse_or("RATE_LIMIT_ENABLED", &get, true)?,
+                auth_per_minute: parse_or(
+                    "RATE_LIMIT_AUTH_PER_MINUTE",
+                    &get,
+                    NonZeroU32::MIN.saturating_add(19),
+                )?,
+                bookings_per_minute: parse_or(
+                    "RATE_LIMIT_BOOKINGS_PER_MINUTE",
+                    &get,
+                    NonZeroU32::MIN.saturating_add(59),
+                )?,
+            },
+            cors_origins: get("CORS_ORIGINS").filter(|v| v.trim() != "*").map(|v| {
+                v.split(',')
+                    .map(|o| o.trim().to_string())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            }),
         })
     }
 }
@@ -144,6 +174,17 @@ mod tests {
         assert_eq!(config.jwt_expires_in, Duration::from_secs(86_400));
         assert_eq!(config.port, 3000);
         assert!(config.database_url.is_none());
+    }
+
+    #[test]
+    fn rate_limits_default_on_and_can_be_switched_off() {
+        let config = Config::from_lookup(lookup(&[])).unwrap();
+        assert!(config.rate_limits.enabled);
+        assert_eq!(config.rate_limits.auth_per_minute.get(), 20);
+        assert_eq!(config.rate_limits.bookings_per_minute.get(), 60);
+        let off = Config::from_lookup(lookup(&[("RATE_LIMIT_ENABLED", "false")])).unwrap();
+        assert!(!off.rate_limits.enabled);
+        assert!(Config::from_lookup(lookup(&[("RATE_LIMIT_AUTH_PER_MINUTE", "0")])).is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod http;
+pub mod limits;
 pub mod openapi;
 pub mod state;
 pub mod time;
@@ -23,6 +24,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -54,6 +56,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 
 pub fn build_router(state: AppState) -> Router {
     let (routes, document) = api_router().split_for_parts();
+    let cors = cors(state.config.cors_origins.as_deref());
     let middleware = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(
@@ -62,6 +65,7 @@ pub fn build_router(state: AppState) -> Router {
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(cors)
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
         .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
@@ -78,6 +82,26 @@ pub fn build_router(state: AppState) -> Router {
         .method_not_allowed_fallback(http::fallback::method_not_allowed)
         .with_state(state)
         .layer(middleware)
+}
+
+/// CORS for browser clients: any origin by default (the API uses bearer tokens, never
+/// cookies), or only the origins listed in `CORS_ORIGINS`.
+fn cors(origins: Option<&[String]>) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods(Any)
+        .allow_headers(Any)
+        .expose_headers([
+            header::RETRY_AFTER,
+            REQUEST_ID,
+            HeaderName::from_static("idempotent-replayed"),
+        ]);
+    match origins {
+        None => layer.allow_origin(Any),
+        Some(list) => layer.allow_origin(AllowOrigin::list(
+            list.iter()
+                .filter_map(|origin| HeaderValue::from_str(origin).ok()),
+        )),
+    }
 }
 
 fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {

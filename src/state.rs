@@ -7,6 +7,7 @@ use sqlx::PgPool;
 use crate::auth::jwt::JwtKeys;
 use crate::bookings::BookingLanes;
 use crate::config::Config;
+use crate::limits::Limits;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -15,6 +16,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Per-event booking queues (see `bookings::lanes`).
     pub bookings: BookingLanes,
+    pub limits: Limits,
 }
 
 impl AppState {
@@ -22,6 +24,7 @@ impl AppState {
         let jwt = JwtKeys::new(config.jwt_secret.expose().as_bytes(), config.jwt_expires_in);
         Self {
             bookings: BookingLanes::new(db.clone()),
+            limits: Limits::new(&config.rate_limits),
             db,
             jwt: Arc::new(jwt),
             config: Arc::new(config),

@@ -9,6 +9,7 @@ use super::model::{AuthResponse, LoginRequest, RegisterRequest, User};
 use super::service::{self, NewUser};
 use crate::error::{AppError, ErrorBody, Result};
 use crate::http::ValidatedJson;
+use crate::limits::AuthRateLimit;
 use crate::state::AppState;
 
 /// Register a new account
@@ -26,6 +27,7 @@ use crate::state::AppState;
     )
 )]
 pub async fn register(
+    _: AuthRateLimit,
     State(state): State<AppState>,
     ValidatedJson(body): ValidatedJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<AuthResponse>)> {
@@ -60,6 +62,7 @@ pub async fn register(
     )
 )]
 pub async fn login(
+    _: AuthRateLimit,
     State(state): State<AppState>,
     ValidatedJson(body): ValidatedJson<LoginRequest>,
 ) -> Result<Json<AuthResponse>> {

@@ -9,10 +9,11 @@ use super::model::{
     BookingWithEvent, CancelledEvent, CreateBookingRequest, ListedEvent,
 };
 use super::service::{self, BookingRequest};
-use crate::auth::{AuthUser, TokenUser};
+use crate::auth::AuthUser;
 use crate::error::{AppError, ErrorBody, Result};
 use crate::http::params::parse_enum;
 use crate::http::{Page, Paginated, QueryParams, ReferencePath, ValidatedJson};
+use crate::limits::BookingRateLimited;
 use crate::state::AppState;
 
 /// Book seats
@@ -31,11 +32,13 @@ use crate::state::AppState;
         (status = 404, description = "Event with ID 7 not found", body = ErrorBody),
         (status = 409, description = "Not enough seats, or lost the race 3 times (high demand)", body = ErrorBody,
             example = json!({ "statusCode": 409, "message": "Not enough seats available. Requested: 5, Available: 3", "error": "Conflict" })),
+        (status = 429, description = "Too many bookings by this user; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Service temporarily unavailable", body = ErrorBody),
     )
 )]
 pub async fn create_booking(
     State(state): State<AppState>,
-    caller: TokenUser,
+    BookingRateLimited(caller): BookingRateLimited,
     ValidatedJson(body): ValidatedJson<CreateBookingRequest>,
 ) -> Result<(
     StatusCode,

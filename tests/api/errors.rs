@@ -125,3 +125,32 @@ async fn every_response_carries_a_request_id_and_security_headers() {
         "a client's id is kept"
     );
 }
+
+#[tokio::test]
+async fn cors_allows_browsers_any_origin_by_default_or_only_the_configured_ones() {
+    let preflight = |app: &TestApp, origin: &str| {
+        app.request(reqwest::Method::OPTIONS, "/bookings", None)
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", "POST")
+            .header(
+                "Access-Control-Request-Headers",
+                "authorization,content-type",
+            )
+            .send()
+    };
+    let open = TestApp::spawn().await;
+    let response = preflight(&open, "https://example.org").await.unwrap();
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+
+    let closed = TestApp::spawn_with(&[("CORS_ORIGINS", "https://app.example.com")]).await;
+    let response = preflight(&closed, "https://app.example.com").await.unwrap();
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let response = preflight(&closed, "https://evil.example").await.unwrap();
+    assert!(response
+        .headers()
+        .get("access-control-allow-origin")
+        .is_none());
+}

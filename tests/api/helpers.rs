@@ -149,7 +149,12 @@ impl TestApp {
     }
 
     async fn start_server(db: PgPool, settings: &[(&str, &str)]) -> ServerOnly {
-        let mut pairs: Vec<(String, String)> = vec![("JWT_SECRET".into(), JWT_SECRET.into())];
+        // Rate limits are off unless a test turns them on: the suite registers many users
+        // from one address.
+        let mut pairs: Vec<(String, String)> = vec![
+            ("JWT_SECRET".into(), JWT_SECRET.into()),
+            ("RATE_LIMIT_ENABLED".into(), "false".into()),
+        ];
         pairs.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_lookup(|key| {
             pairs

@@ -5,5 +5,6 @@ mod bookings;
 mod errors;
 mod events;
 mod helpers;
+mod limits;
 mod ops;
 mod races;
