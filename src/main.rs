@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use event_booking::config::Config;
 use event_booking::db::{self, Database};
-use event_booking::{auth, build_router, serve, AppState};
+use event_booking::{auth, bookings, build_router, serve, AppState};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -76,6 +76,7 @@ async fn run() -> anyhow::Result<()> {
         listener.local_addr()?
     );
 
+    tokio::spawn(bookings::idempotency::sweep_hourly(pool.clone()));
     let router = build_router(AppState::new(pool.clone(), config));
     serve(listener, router, shutdown_signal()).await?;
 

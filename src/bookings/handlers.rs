@@ -2,8 +2,10 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use super::idempotency::{self, Claim, IdempotencyKey};
 use super::model::{
     BookedEvent, BookingDetail, BookingEnvelope, BookingListParams, BookingStatus,
     BookingWithEvent, CancelledEvent, CreateBookingRequest, ListedEvent,
@@ -23,15 +25,22 @@ use crate::state::AppState;
 #[utoipa::path(
     post, path = "/bookings", tag = "bookings",
     request_body = CreateBookingRequest,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Optional, 1–255 visible ASCII characters. A retry with the same key and body \
+            returns the stored response (with `Idempotent-Replayed: true`) and books nothing; \
+            the same key with a different body is 422. Keys are per user, kept 24 hours or more.")),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "Booking confirmed", body = BookingEnvelope<BookingWithEvent<BookedEvent>>),
+        (status = 201, description = "Booking confirmed (or replayed for an Idempotency-Key)",
+            body = BookingEnvelope<BookingWithEvent<BookedEvent>>,
+            headers(("Idempotent-Replayed" = String, description = "`true` on a replayed response"))),
         (status = 400, description = "Validation failed; event not PUBLISHED; event in the past", body = ErrorBody,
             example = json!({ "statusCode": 400, "message": "Cannot book past events", "error": "Bad Request" })),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 404, description = "Event with ID 7 not found", body = ErrorBody),
         (status = 409, description = "Not enough seats, or lost the race 3 times (high demand)", body = ErrorBody,
             example = json!({ "statusCode": 409, "message": "Not enough seats available. Requested: 5, Available: 3", "error": "Conflict" })),
+        (status = 422, description = "Idempotency-Key reused with a different request", body = ErrorBody),
         (status = 429, description = "Too many bookings by this user; see Retry-After", body = ErrorBody),
         (status = 503, description = "Service temporarily unavailable", body = ErrorBody),
     )
@@ -39,11 +48,9 @@ use crate::state::AppState;
 pub async fn create_booking(
     State(state): State<AppState>,
     BookingRateLimited(caller): BookingRateLimited,
+    key: Option<IdempotencyKey>,
     ValidatedJson(body): ValidatedJson<CreateBookingRequest>,
-) -> Result<(
-    StatusCode,
-    Json<BookingEnvelope<BookingWithEvent<BookedEvent>>>,
-)> {
+) -> Result<Response> {
     let (Some(event_id), Some(seats)) = (body.event_id, body.seat_count) else {
         return Err(AppError::bad_request("eventId and seatCount are required"));
     };
@@ -57,15 +64,32 @@ pub async fn create_booking(
         event_id,
         seats,
     };
-    let booking = state.bookings.book(request).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(BookingEnvelope {
-            success: true,
-            message: "Booking confirmed successfully",
-            data: booking,
-        }),
-    ))
+    let Some(IdempotencyKey(key)) = key else {
+        return Ok(book(&state, request).await);
+    };
+    let request_hash = format!("eventId={event_id};seatCount={seats}");
+    match idempotency::claim(&state.db, caller.id, &key, &request_hash).await? {
+        Claim::Replay(response) => Ok(response),
+        Claim::First => {
+            let response = book(&state, request).await;
+            idempotency::complete(&state.db, caller.id, &key, response).await
+        }
+    }
+}
+
+async fn book(state: &AppState, request: BookingRequest) -> Response {
+    match state.bookings.book(request).await {
+        Ok(booking) => (
+            StatusCode::CREATED,
+            Json(BookingEnvelope {
+                success: true,
+                message: "Booking confirmed successfully",
+                data: booking,
+            }),
+        )
+            .into_response(),
+        Err(error) => error.into_response(),
+    }
 }
 
 /// My bookings

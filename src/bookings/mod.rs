@@ -1,6 +1,7 @@
 //! Bookings: book, list, view and cancel seats, with optimistic locking.
 
 mod handlers;
+pub mod idempotency;
 pub mod lanes;
 pub mod model;
 pub mod service;

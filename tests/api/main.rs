@@ -5,6 +5,7 @@ mod bookings;
 mod errors;
 mod events;
 mod helpers;
+mod idempotency;
 mod limits;
 mod ops;
 mod races;
