@@ -204,6 +204,7 @@ async fn database() -> anyhow::Result<(String, PgConnectOptions, Option<Embedded
     let options = ClusterOptions {
         durable: true,
         max_connections: 200,
+        port: None,
     };
     let cluster = EmbeddedPostgres::start_with(&dir, options).await?;
     cluster.create_database("event_booking").await?;

@@ -26,6 +26,8 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct ClusterOptions {
     pub durable: bool,
     pub max_connections: u32,
+    /// A fixed port (to restart a cluster where its clients expect it); `None` picks a free one.
+    pub port: Option<u16>,
 }
 
 impl Default for ClusterOptions {
@@ -33,6 +35,7 @@ impl Default for ClusterOptions {
         Self {
             durable: true,
             max_connections: 100,
+            port: None,
         }
     }
 }
@@ -65,7 +68,10 @@ impl EmbeddedPostgres {
             .with_context(|| format!("reading {}", password_file.display()))?
             .trim()
             .to_string();
-        let port = free_port()?;
+        let port = match options.port {
+            Some(port) => port,
+            None => free_port()?,
+        };
         let log_path = sibling(&data_dir, "log");
         let (pid, exited) = spawn_postmaster(&bin_dir, &data_dir, &log_path, port, owner, options)?;
         let mut cluster = Self {
@@ -78,6 +84,10 @@ impl EmbeddedPostgres {
         cluster.wait_until_ready(&log_path).await?;
         tracing::info!(port, data_dir = %cluster.data_dir.display(), "embedded PostgreSQL started");
         Ok(cluster)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn connect_options(&self, database: &str) -> PgConnectOptions {

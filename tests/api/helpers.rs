@@ -54,6 +54,7 @@ async fn start_shared_database() -> SharedDatabase {
             let options = ClusterOptions {
                 durable: false,
                 max_connections: 1000,
+                port: None,
             };
             let cluster = EmbeddedPostgres::start_with(&dir.join("postgres"), options)
                 .await
@@ -87,7 +88,7 @@ async fn start_shared_database() -> SharedDatabase {
 }
 
 /// A directory per test process under the system temp dir; those of dead processes are removed.
-fn test_cluster_dir() -> PathBuf {
+pub fn test_cluster_dir() -> PathBuf {
     let base = std::env::temp_dir();
     let prefix = "event-booking-tests-";
     if let Ok(entries) = std::fs::read_dir(&base) {
@@ -136,6 +137,13 @@ impl TestApp {
         let db_options = shared.admin.clone().database(&name);
         let db = db::pool(db_options.clone(), 20, Duration::from_secs(5));
         Self::start_server(db.clone(), settings)
+            .await
+            .with_db(db, db_options)
+    }
+
+    /// A server on a pool of the caller's (e.g. to a cluster the test stops and restarts).
+    pub async fn with_pool(db: PgPool, db_options: PgConnectOptions) -> Self {
+        Self::start_server(db.clone(), &[])
             .await
             .with_db(db, db_options)
     }

@@ -8,4 +8,5 @@ mod helpers;
 mod idempotency;
 mod limits;
 mod ops;
+mod outage;
 mod races;

@@ -1,0 +1,84 @@
+//! A real outage: the test stops PostgreSQL under a running server, then starts it again.
+
+use std::time::{Duration, Instant};
+
+use event_booking::db;
+use event_booking::db::embedded::{ClusterOptions, EmbeddedPostgres};
+use serde_json::json;
+
+use crate::bookings::booking;
+use crate::events::{create_event, event_body};
+use crate::helpers::{assert_error, parts, test_cluster_dir, TestApp, PASSWORD};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_fail_fast_with_503_while_the_database_is_down_and_recover_after() {
+    let dir = test_cluster_dir().join(format!("outage-{}", uuid::Uuid::new_v4().simple()));
+    let options = ClusterOptions {
+        durable: false,
+        max_connections: 50,
+        port: None,
+    };
+    let cluster = EmbeddedPostgres::start_with(&dir, options)
+        .await
+        .expect("cluster");
+    cluster.create_database("outage").await.expect("database");
+    let port = cluster.port();
+    let db_options = cluster.connect_options("outage");
+    let pool = db::pool(db_options.clone(), 5, Duration::from_secs(2));
+    db::migrate(&pool).await.expect("migrate");
+    let app = TestApp::with_pool(pool, db_options).await;
+    let (organizer, _) = app.organizer("org@example.com").await;
+    let (user, _) = app.user("user@example.com").await;
+    let event = create_event(&app, &organizer, &event_body("Show", 10, "PUBLISHED")).await;
+    let event_id = event["id"].as_i64().unwrap();
+
+    cluster.stop().await;
+    let (status, body) = parts(app.get("/health", None).await).await;
+    assert_eq!(
+        (status, body),
+        (503, json!({ "status": "error", "database": "down" }))
+    );
+    let login = json!({ "email": "user@example.com", "password": PASSWORD });
+    let down: Vec<reqwest::Response> = vec![
+        app.post("/auth/login", None, &login).await,
+        app.get("/events", None).await,
+        app.get("/auth/me", Some(&user)).await,
+        app.post("/bookings", Some(&user), &booking(event_id, 1))
+            .await,
+    ];
+    for response in down {
+        let started = Instant::now();
+        let (status, body) = parts(response).await;
+        assert_error(status, &body, 503, "Service temporarily unavailable");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    let options = ClusterOptions {
+        durable: false,
+        max_connections: 50,
+        port: Some(port),
+    };
+    let cluster = EmbeddedPostgres::start_with(&dir, options)
+        .await
+        .expect("restart");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if app.get("/health", None).await.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the server did not recover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for _ in 0..5 {
+        let (status, body) = parts(
+            app.post("/bookings", Some(&user), &booking(event_id, 1))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, _) = parts(app.get("/events", None).await).await;
+    assert_eq!(status, 200);
+    cluster.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
