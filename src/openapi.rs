@@ -1,6 +1,8 @@
 //! The OpenAPI document (generated from the handlers' annotations) and its bearer scheme.
 
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
@@ -13,7 +15,7 @@ use crate::error::ErrorBody;
             seats. Optimistic locking keeps seats from being oversold under any load.\n\n\
             Log in with `POST /auth/login`, then press **Authorize** and paste the `accessToken`."
     ),
-    modifiers(&BearerScheme),
+    modifiers(&BearerScheme, &CommonResponses),
     components(schemas(ErrorBody)),
     tags(
         (name = "auth", description = "Accounts and tokens"),
@@ -40,4 +42,51 @@ impl Modify for BearerScheme {
             ),
         );
     }
+}
+
+/// The error responses every route can give, documented once here rather than on each
+/// handler: 413 and 415 wherever a JSON body is read, 503 wherever the database is used.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if operation.request_body.is_some() {
+                    add(operation, "413", "Request body is too large (over 64 KiB)");
+                    add(
+                        operation,
+                        "415",
+                        "Expected request with `Content-Type: application/json`",
+                    );
+                }
+                add(
+                    operation,
+                    "503",
+                    "Service temporarily unavailable (database down)",
+                );
+            }
+        }
+    }
+}
+
+fn add(operation: &mut Operation, status: &str, description: &str) {
+    let content = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("ErrorBody")))
+        .build();
+    let response = ResponseBuilder::new()
+        .description(description)
+        .content("application/json", content)
+        .build();
+    operation
+        .responses
+        .responses
+        .entry(status.to_string())
+        .or_insert(RefOr::T(response));
 }

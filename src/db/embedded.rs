@@ -45,6 +45,8 @@ pub struct EmbeddedPostgres {
     port: u16,
     password: String,
     pid: u32,
+    /// Resolves when our postmaster exits; `None` when the cluster is not ours to stop (we
+    /// attached to one another process started, or it is already stopped).
     exited: Option<oneshot::Receiver<()>>,
 }
 
@@ -68,6 +70,9 @@ impl EmbeddedPostgres {
             .with_context(|| format!("reading {}", password_file.display()))?
             .trim()
             .to_string();
+        if let Some(cluster) = Self::attach(&data_dir, &password).await {
+            return Ok(cluster);
+        }
         let port = match options.port {
             Some(port) => port,
             None => free_port()?,
@@ -84,6 +89,34 @@ impl EmbeddedPostgres {
         cluster.wait_until_ready(&log_path).await?;
         tracing::info!(port, data_dir = %cluster.data_dir.display(), "embedded PostgreSQL started");
         Ok(cluster)
+    }
+
+    /// The cluster of `data_dir` when another process (say, the running server, while the seed
+    /// program runs) has it up already: use it, and leave it to its owner to stop.
+    async fn attach(data_dir: &Path, password: &str) -> Option<Self> {
+        let pid_file = fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;
+        let lines: Vec<&str> = pid_file.lines().collect();
+        let pid: u32 = lines.first()?.trim().parse().ok()?;
+        let port: u16 = lines.get(3)?.trim().parse().ok()?;
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            return None;
+        }
+        let cluster = Self {
+            data_dir: data_dir.to_path_buf(),
+            port,
+            password: password.to_string(),
+            pid,
+            exited: None,
+        };
+        let conn = PgConnection::connect_with(&cluster.connect_options("postgres"))
+            .await
+            .ok()?;
+        let _ = conn.close().await;
+        tracing::info!(
+            port,
+            "using the embedded PostgreSQL another process started"
+        );
+        Some(cluster)
     }
 
     pub fn port(&self) -> u16 {
@@ -131,6 +164,9 @@ impl EmbeddedPostgres {
 
     /// Fast shutdown: open sessions are closed, data is flushed, and we wait for the exit.
     pub async fn stop(mut self) {
+        if self.exited.is_none() {
+            return;
+        }
         self.signal_stop();
         if let Some(exited) = self.exited.take() {
             if tokio::time::timeout(Duration::from_secs(30), exited)

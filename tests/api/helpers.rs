@@ -21,6 +21,8 @@ pub const PASSWORD: &str = "Str0ng!Passw0rd";
 
 struct SharedDatabase {
     admin: PgConnectOptions,
+    /// A `postgres://` URL with `{db}` where the database name goes, for child processes.
+    url_template: String,
     template: String,
     // Keeps the embedded cluster alive for the whole process (statics are never dropped; the
     // cluster stops when the process exits).
@@ -44,10 +46,16 @@ fn shared_database() -> &'static SharedDatabase {
 }
 
 async fn start_shared_database() -> SharedDatabase {
-    let (admin, cluster) = match std::env::var("DATABASE_URL") {
+    let (admin, url_template, cluster) = match std::env::var("DATABASE_URL") {
         Ok(url) if !url.trim().is_empty() => {
             let options: PgConnectOptions = url.parse().expect("DATABASE_URL is a valid URL");
-            (options, None)
+            let mut template = reqwest::Url::parse(&url).expect("DATABASE_URL is a valid URL");
+            template.set_path("/DBNAME");
+            (
+                options,
+                template.to_string().replace("DBNAME", "{db}"),
+                None,
+            )
         }
         _ => {
             let dir = test_cluster_dir();
@@ -59,7 +67,12 @@ async fn start_shared_database() -> SharedDatabase {
             let cluster = EmbeddedPostgres::start_with(&dir.join("postgres"), options)
                 .await
                 .expect("starting the embedded PostgreSQL for tests");
-            (cluster.connect_options("postgres"), Some(cluster))
+            let url_template = cluster.url("{db}");
+            (
+                cluster.connect_options("postgres"),
+                url_template,
+                Some(cluster),
+            )
         }
     };
     let template = format!("eb_template_{}", std::process::id());
@@ -82,6 +95,7 @@ async fn start_shared_database() -> SharedDatabase {
     pool.close().await;
     SharedDatabase {
         admin,
+        url_template,
         template,
         _cluster: cluster,
     }
@@ -107,6 +121,8 @@ pub fn test_cluster_dir() -> PathBuf {
 }
 
 pub struct TestApp {
+    /// The `DATABASE_URL` of this test's database, for child processes.
+    pub database_url: String,
     pub address: String,
     pub client: Client,
     pub db: PgPool,
@@ -136,24 +152,27 @@ impl TestApp {
 
         let db_options = shared.admin.clone().database(&name);
         let db = db::pool(db_options.clone(), 20, Duration::from_secs(5));
+        let database_url = shared.url_template.replace("{db}", &name);
         Self::start_server(db.clone(), settings)
             .await
-            .with_db(db, db_options)
+            .with_db(db, db_options, database_url)
     }
 
     /// A server on a pool of the caller's (e.g. to a cluster the test stops and restarts).
-    pub async fn with_pool(db: PgPool, db_options: PgConnectOptions) -> Self {
+    pub async fn with_pool(db: PgPool, db_options: PgConnectOptions, database_url: String) -> Self {
         Self::start_server(db.clone(), &[])
             .await
-            .with_db(db, db_options)
+            .with_db(db, db_options, database_url)
     }
 
     /// A second server instance on the same database (as a horizontally scaled deployment).
     pub async fn another_instance(&self) -> Self {
         let db = db::pool(self.db_options.clone(), 20, Duration::from_secs(5));
-        Self::start_server(db.clone(), &[])
-            .await
-            .with_db(db, self.db_options.clone())
+        Self::start_server(db.clone(), &[]).await.with_db(
+            db,
+            self.db_options.clone(),
+            self.database_url.clone(),
+        )
     }
 
     async fn start_server(db: PgPool, settings: &[(&str, &str)]) -> ServerOnly {
@@ -250,8 +269,9 @@ struct ServerOnly {
 }
 
 impl ServerOnly {
-    fn with_db(self, db: PgPool, db_options: PgConnectOptions) -> TestApp {
+    fn with_db(self, db: PgPool, db_options: PgConnectOptions, database_url: String) -> TestApp {
         TestApp {
+            database_url,
             address: self.address,
             client: Client::new(),
             db,

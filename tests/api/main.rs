@@ -10,3 +10,4 @@ mod limits;
 mod ops;
 mod outage;
 mod races;
+mod seed;

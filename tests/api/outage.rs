@@ -26,7 +26,7 @@ async fn requests_fail_fast_with_503_while_the_database_is_down_and_recover_afte
     let db_options = cluster.connect_options("outage");
     let pool = db::pool(db_options.clone(), 5, Duration::from_secs(2));
     db::migrate(&pool).await.expect("migrate");
-    let app = TestApp::with_pool(pool, db_options).await;
+    let app = TestApp::with_pool(pool, db_options, cluster.url("outage")).await;
     let (organizer, _) = app.organizer("org@example.com").await;
     let (user, _) = app.user("user@example.com").await;
     let event = create_event(&app, &organizer, &event_body("Show", 10, "PUBLISHED")).await;
