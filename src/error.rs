@@ -68,6 +68,9 @@ impl AppError {
             },
             Self::Unavailable(cause) => Self::Unavailable(cause.clone()),
             Self::Database(e) if is_connection_failure(e) => Self::Unavailable(e.to_string()),
+            Self::Database(e) if is_unique_violation(e) => {
+                Self::conflict("Resource already exists")
+            }
             Self::Database(e) => Self::Internal(anyhow::anyhow!("database error: {e}")),
             Self::Internal(e) => Self::Internal(anyhow::anyhow!("{e:#}")),
         }
@@ -88,6 +91,7 @@ impl AppError {
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(e) if is_connection_failure(e) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(e) if is_unique_violation(e) => StatusCode::CONFLICT,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -103,6 +107,12 @@ fn is_connection_failure(error: &sqlx::Error) -> bool {
             .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
         _ => false,
     }
+}
+
+/// A unique constraint the caller's request collided with; the call sites that can say more
+/// map their own constraints by name first (e.g. `users_email_key`).
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("23505"))
 }
 
 /// The message of an error body: one string, or one string per broken rule.
@@ -159,6 +169,10 @@ impl IntoResponse for AppError {
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
                 return response;
+            }
+            ref cause if status == StatusCode::CONFLICT => {
+                tracing::info!(error = %cause, "unique violation");
+                ErrorMessage::One("Resource already exists".into())
             }
             ref cause if status == StatusCode::SERVICE_UNAVAILABLE => {
                 tracing::warn!(error = %cause, "database unavailable");

@@ -70,7 +70,7 @@ pub fn build_router(state: AppState) -> Router {
         .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
         .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
         .layer(CatchPanicLayer::custom(http::fallback::panic_response))
-        .layer(axum::middleware::from_fn(http::fallback::json_errors))
+        .layer(axum::middleware::from_fn(http::fallback::json_responses))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,

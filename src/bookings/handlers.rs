@@ -13,8 +13,8 @@ use super::model::{
 use super::service::{self, BookingRequest};
 use crate::auth::AuthUser;
 use crate::error::{AppError, ErrorBody, Result};
-use crate::http::params::parse_enum;
-use crate::http::{Page, Paginated, QueryParams, ReferencePath, ValidatedJson};
+use crate::http::params::page_and_status;
+use crate::http::{Paginated, QueryParams, ReferencePath, ValidatedJson};
 use crate::limits::BookingRateLimited;
 use crate::state::AppState;
 
@@ -110,17 +110,12 @@ pub async fn list_bookings(
     caller: AuthUser,
     QueryParams(params): QueryParams<BookingListParams>,
 ) -> Result<Json<Paginated<BookingWithEvent<ListedEvent>>>> {
-    let mut errors = Vec::new();
-    let page = Page::parse(params.page.as_deref(), params.limit.as_deref(), &mut errors);
-    let status = parse_enum(
-        "status",
+    let (page, status) = page_and_status(
+        params.page.as_deref(),
+        params.limit.as_deref(),
         params.status.as_deref(),
         &BookingStatus::NAMES,
-        &mut errors,
-    );
-    if !errors.is_empty() {
-        return Err(AppError::Validation(errors));
-    }
+    )?;
     let (data, meta) = service::list(&state.db, caller.id, status, page).await?;
     Ok(Json(Paginated { data, meta }))
 }

@@ -16,8 +16,9 @@ use crate::error::{AppError, Result};
 
 pub const HEADER: HeaderName = HeaderName::from_static("idempotency-key");
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
-/// How long a retry waits for the first request before giving up.
-const WAIT_FOR_FIRST: Duration = Duration::from_secs(30);
+/// How long a retry waits for the first request before giving up (under the 30 s request
+/// timeout, so the client gets this answer rather than a 408).
+const WAIT_FOR_FIRST: Duration = Duration::from_secs(25);
 const POLL: Duration = Duration::from_millis(20);
 /// A claim this old without a response belongs to a request that died (a crash): take it over.
 const ABANDONED_AFTER_SECS: i32 = 120;

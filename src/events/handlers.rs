@@ -11,7 +11,7 @@ use super::model::{
 use super::service::{self, EventFilter};
 use crate::auth::{MaybeAuthUser, Organizer};
 use crate::error::{AppError, ErrorBody, Result};
-use crate::http::params::parse_enum;
+use crate::http::params::{page_and_status, parse_enum};
 use crate::http::{IdPath, Page, Paginated, QueryParams, ValidatedJson};
 use crate::state::AppState;
 
@@ -179,17 +179,12 @@ pub async fn my_events(
     Organizer(caller): Organizer,
     QueryParams(params): QueryParams<MyEventsParams>,
 ) -> Result<Json<Paginated<EventView>>> {
-    let mut errors = Vec::new();
-    let page = Page::parse(params.page.as_deref(), params.limit.as_deref(), &mut errors);
-    let status = parse_enum(
-        "status",
+    let (page, status) = page_and_status(
+        params.page.as_deref(),
+        params.limit.as_deref(),
         params.status.as_deref(),
         &EventStatus::NAMES,
-        &mut errors,
-    );
-    if !errors.is_empty() {
-        return Err(AppError::Validation(errors));
-    }
+    )?;
     let filter = EventFilter {
         status,
         organizer_id: Some(caller.id),

@@ -4,7 +4,7 @@ use std::any::Any;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{header, Method, StatusCode, Uri};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -35,17 +35,23 @@ pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
     error_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
 }
 
-/// Safety net: an error response produced outside our handlers (a timeout, a layer's own
-/// rejection) without a JSON body is rewritten into the contract's error body.
-pub async fn json_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+/// Every response leaves in the contract's form: JSON bodies say `charset=utf-8`, and an error
+/// produced outside our handlers (a timeout, a layer's own rejection) without a JSON body is
+/// rewritten into the contract's error body.
+pub async fn json_responses(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
     let status = response.status();
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, JSON_UTF8);
+        return response;
+    }
+    if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
     let message = match status {
@@ -54,6 +60,9 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
         other => other.canonical_reason().unwrap_or("Error").to_string(),
     };
     let mut replaced = error_response(status, message);
+    replaced
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, JSON_UTF8);
     for name in [header::RETRY_AFTER, header::ALLOW] {
         if let Some(value) = response.headers().get(&name) {
             replaced.headers_mut().insert(name, value.clone());
@@ -61,3 +70,5 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     }
     replaced
 }
+
+const JSON_UTF8: HeaderValue = HeaderValue::from_static("application/json; charset=utf-8");

@@ -110,6 +110,22 @@ fn bounded_int(
     default
 }
 
+/// The `page`, `limit` and `status` of a list route; 400 listing every broken rule.
+pub fn page_and_status<T: for<'de> Deserialize<'de>>(
+    page: Option<&str>,
+    limit: Option<&str>,
+    status: Option<&str>,
+    allowed: &[&str],
+) -> Result<(Page, Option<T>), AppError> {
+    let mut errors = Vec::new();
+    let page = Page::parse(page, limit, &mut errors);
+    let status = parse_enum("status", status, allowed, &mut errors);
+    if !errors.is_empty() {
+        return Err(AppError::Validation(errors));
+    }
+    Ok((page, status))
+}
+
 /// Parses an enum-valued query parameter such as `status`.
 pub fn parse_enum<T: for<'de> Deserialize<'de>>(
     name: &str,

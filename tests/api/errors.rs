@@ -154,3 +154,122 @@ async fn cors_allows_browsers_any_origin_by_default_or_only_the_configured_ones(
         .get("access-control-allow-origin")
         .is_none());
 }
+
+#[tokio::test]
+async fn json_responses_say_utf_8() {
+    let app = TestApp::spawn().await;
+    for path in ["/health", "/nowhere", "/events"] {
+        let response = app.get(path, None).await;
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json; charset=utf-8",
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn hostile_input_gets_a_4xx_in_the_contract_shape() {
+    let app = TestApp::spawn().await;
+    let (token, _) = app.organizer("org@example.com").await;
+    let send_raw = |method: reqwest::Method, path: &str, body: Vec<u8>| {
+        app.request(method, path, Some(&token))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    // Invalid UTF-8 in a body, a path and a query.
+    let mut body = br#"{"title":""#.to_vec();
+    body.extend_from_slice(&[0xff, 0xfe]);
+    body.extend_from_slice(br#"","totalSeats":5}"#);
+    let (status, body) = parts(
+        send_raw(reqwest::Method::POST, "/events", body)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]),
+        (400, &json!("Bad Request")),
+        "{body}"
+    );
+    for path in ["/events/%FF", "/events?status=%FF%FE", "/bookings/%C3%28"] {
+        let (status, body) = parts(app.get(path, Some(&token)).await).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["statusCode"], 400);
+    }
+    // Integers that overflow every integer type.
+    for raw in [
+        r#"{"title":"x","totalSeats":99999999999999999999999}"#,
+        r#"{"title":"x","totalSeats":-9223372036854775809}"#,
+        r#"{"title":"x","totalSeats":1e400}"#,
+    ] {
+        let (status, body) = parts(
+            send_raw(reqwest::Method::POST, "/events", raw.into())
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, 400, "{raw}: {body}");
+    }
+    for path in [
+        "/events/99999999999999999999",
+        "/events?page=1e3",
+        "/events?limit=-0x10",
+    ] {
+        let (status, _) = parts(app.get(path, None).await).await;
+        assert_eq!(status, 400, "{path}");
+    }
+    // SQL-looking text is data, nothing more.
+    let sneaky = "Robert'); DROP TABLE events; --";
+    let (status, event) = parts(
+        app.post(
+            "/events",
+            Some(&token),
+            &json!({ "title": sneaky, "totalSeats": 5 }),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(event["title"], sneaky);
+    let (status, _) = parts(
+        app.get(&format!("/events?status={}", urlencode(sneaky)), None)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 400);
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+    // Very long strings: a validation message under the body limit, 413 above it.
+    let (status, body) = parts(
+        app.post(
+            "/events",
+            Some(&token),
+            &json!({ "title": "x".repeat(60_000), "totalSeats": 5 }),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = parts(
+        app.post(
+            "/events",
+            Some(&token),
+            &json!({ "title": "x".repeat(70_000), "totalSeats": 5 }),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 413);
+    let long_header = "x".repeat(16_000);
+    let (status, _) = parts(app.get("/events", Some(&long_header)).await).await;
+    assert_eq!(status, 401);
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes().map(|b| format!("%{b:02X}")).collect()
+}
