@@ -62,7 +62,7 @@ pub struct RegisterRequest {
             message = "firstname must be shorter than or equal to 100 characters"
         )
     )]
-    #[schema(value_type = String, max_length = 100)]
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
     pub firstname: Option<String>,
     #[validate(
         required(message = "lastname should not be empty"),
@@ -72,7 +72,7 @@ pub struct RegisterRequest {
             message = "lastname must be shorter than or equal to 100 characters"
         )
     )]
-    #[schema(value_type = String, max_length = 100)]
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
     pub lastname: Option<String>,
     #[validate(
         required(message = "email should not be empty"),
@@ -117,13 +117,13 @@ pub struct LoginRequest {
         required(message = "email should not be empty"),
         length(min = 1, message = "email should not be empty")
     )]
-    #[schema(value_type = String, format = "email")]
+    #[schema(value_type = String, format = "email", min_length = 1)]
     pub email: Option<String>,
     #[validate(
         required(message = "password should not be empty"),
         length(min = 1, message = "password should not be empty")
     )]
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 1)]
     pub password: Option<String>,
 }
 

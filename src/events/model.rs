@@ -130,7 +130,7 @@ impl From<EventViewRow> for EventView {
     "status": "PUBLISHED", "eventDate": "2026-12-31T18:00:00.000Z"
 }))]
 pub struct CreateEventRequest {
-    #[schema(value_type = String, max_length = 200)]
+    #[schema(value_type = String, min_length = 1, max_length = 200)]
     pub title: Option<String>,
     #[schema(max_length = 5000)]
     pub description: Option<String>,

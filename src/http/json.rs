@@ -40,6 +40,10 @@ where
                 "Text fields must not contain NUL characters",
             ));
         }
+        // serde would also accept an array for a struct (its fields by position): refuse it.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(AppError::bad_request("Request body must be a JSON object"));
+        }
         let body: T = serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
             Category::Data => AppError::bad_request(format!("Invalid request body: {e}")),
             _ => AppError::bad_request(format!("Malformed JSON body: {e}")),

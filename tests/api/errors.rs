@@ -28,9 +28,16 @@ async fn malformed_json_is_400() {
 async fn wrong_json_types_are_400() {
     let app = TestApp::spawn().await;
     for body in [
-        json!([1, 2]),
+        json!(["a@example.com", "Str0ng!Passw0rd"]),
         json!("text"),
+        json!(null),
+    ] {
+        let (status, body) = parts(app.post("/auth/login", None, &body).await).await;
+        assert_error(status, &body, 400, "Request body must be a JSON object");
+    }
+    for body in [
         json!({ "email": 5, "password": true }),
+        json!({ "email": ["a"] }),
     ] {
         let (status, body) = parts(app.post("/auth/login", None, &body).await).await;
         assert_eq!(status, 400, "{body}");
