@@ -40,22 +40,20 @@ pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The OpenAPI router of every route, before it is split into a Router and its document.
-pub fn api_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+/// Every route, and the OpenAPI document generated from their annotations.
+fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (routes, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(auth::router())
         .merge(events::router())
         .merge(bookings::router())
         .merge(health::router())
-}
-
-/// The OpenAPI document, as served at /api-docs/openapi.json.
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    api_router().split_for_parts().1
+        .split_for_parts();
+    openapi::add_common_responses(&mut document);
+    (routes, document)
 }
 
 pub fn build_router(state: AppState) -> Router {
-    let (routes, document) = api_router().split_for_parts();
+    let (routes, document) = routes_and_document();
     let cors = cors(state.config.cors_origins.as_deref());
     let middleware = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

@@ -15,7 +15,7 @@ use crate::error::ErrorBody;
             seats. Optimistic locking keeps seats from being oversold under any load.\n\n\
             Log in with `POST /auth/login`, then press **Authorize** and paste the `accessToken`."
     ),
-    modifiers(&BearerScheme, &CommonResponses),
+    modifiers(&BearerScheme),
     components(schemas(ErrorBody)),
     tags(
         (name = "auth", description = "Accounts and tokens"),
@@ -44,34 +44,31 @@ impl Modify for BearerScheme {
     }
 }
 
-/// The error responses every route can give, documented once here rather than on each
+/// Adds the error responses every route can give, documented once here rather than on each
 /// handler: 413 and 415 wherever a JSON body is read, 503 wherever the database is used.
-struct CommonResponses;
-
-impl Modify for CommonResponses {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for item in openapi.paths.paths.values_mut() {
-            let operations = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.delete,
-            ];
-            for operation in operations.into_iter().flatten() {
-                if operation.request_body.is_some() {
-                    add(operation, "413", "Request body is too large (over 64 KiB)");
-                    add(
-                        operation,
-                        "415",
-                        "Expected request with `Content-Type: application/json`",
-                    );
-                }
+/// Runs on the finished document (the derive's modifiers run before the routes are merged).
+pub fn add_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            if operation.request_body.is_some() {
+                add(operation, "413", "Request body is too large (over 64 KiB)");
                 add(
                     operation,
-                    "503",
-                    "Service temporarily unavailable (database down)",
+                    "415",
+                    "Expected request with `Content-Type: application/json`",
                 );
             }
+            add(
+                operation,
+                "503",
+                "Service temporarily unavailable (database down)",
+            );
         }
     }
 }

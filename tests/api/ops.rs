@@ -50,3 +50,151 @@ async fn openapi_document_lists_routes_and_the_bearer_scheme() {
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
     let _: &Value = &doc;
 }
+
+/// Every route of the contract is in the document, with a summary, a description, its error
+/// responses in the error schema, a request body where it takes one, and the bearer scheme
+/// where a token is required.
+#[tokio::test]
+async fn openapi_documents_every_route_completely() {
+    let app = TestApp::spawn().await;
+    let (_, doc) = parts(app.get("/api-docs/openapi.json", None).await).await;
+    // (method, path, takes a body, token: required / optional / none, statuses it must list)
+    let routes: &[(&str, &str, bool, &str, &[&str])] = &[
+        (
+            "post",
+            "/auth/register",
+            true,
+            "none",
+            &["201", "400", "409", "413", "415", "429", "503"],
+        ),
+        (
+            "post",
+            "/auth/login",
+            true,
+            "none",
+            &["200", "400", "401", "429", "503"],
+        ),
+        ("get", "/auth/me", false, "required", &["200", "401"]),
+        ("get", "/events", false, "optional", &["200", "400", "401"]),
+        (
+            "post",
+            "/events",
+            true,
+            "required",
+            &["201", "400", "401", "403"],
+        ),
+        (
+            "get",
+            "/events/{id}",
+            false,
+            "optional",
+            &["200", "400", "404"],
+        ),
+        (
+            "put",
+            "/events/{id}",
+            true,
+            "required",
+            &["200", "400", "401", "403", "404", "409"],
+        ),
+        (
+            "delete",
+            "/events/{id}",
+            false,
+            "required",
+            &["200", "400", "401", "403", "404"],
+        ),
+        (
+            "get",
+            "/events/organizer/my-events",
+            false,
+            "required",
+            &["200", "400", "401", "403"],
+        ),
+        (
+            "post",
+            "/bookings",
+            true,
+            "required",
+            &["201", "400", "401", "404", "409", "422", "429"],
+        ),
+        (
+            "get",
+            "/bookings",
+            false,
+            "required",
+            &["200", "400", "401"],
+        ),
+        (
+            "get",
+            "/bookings/{bookingReference}",
+            false,
+            "required",
+            &["200", "400", "401", "403", "404"],
+        ),
+        (
+            "delete",
+            "/bookings/{bookingReference}",
+            false,
+            "required",
+            &["200", "400", "401", "403", "404", "409"],
+        ),
+        ("get", "/health", false, "none", &["200", "503"]),
+    ];
+    for (method, path, has_body, token, statuses) in routes {
+        let op = &doc["paths"][path][method];
+        let name = format!("{method} {path}");
+        assert!(
+            op["summary"].as_str().is_some_and(|s| !s.is_empty()),
+            "{name}: summary"
+        );
+        assert!(
+            op["description"].as_str().is_some_and(|s| !s.is_empty()),
+            "{name}: description"
+        );
+        assert!(
+            op["tags"].as_array().is_some_and(|t| !t.is_empty()),
+            "{name}: tag"
+        );
+        assert_eq!(
+            op["requestBody"].is_object(),
+            *has_body,
+            "{name}: request body"
+        );
+        if *has_body {
+            let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+            assert!(schema.is_object(), "{name}: request schema");
+        }
+        let security = op["security"].to_string();
+        match *token {
+            "required" => assert_eq!(op["security"], json!([{ "bearer": [] }]), "{name}"),
+            "optional" => assert!(
+                security.contains("bearer") && security.contains("{}"),
+                "{name}: {security}"
+            ),
+            _ => assert!(op["security"].is_null(), "{name}: no token needed"),
+        }
+        for status in *statuses {
+            let response = &op["responses"][status];
+            assert!(response.is_object(), "{name}: documents {status}");
+            let schema = response["content"]["application/json"]["schema"].to_string();
+            if status.starts_with('4') || (*status == "503" && *path != "/health") {
+                assert!(
+                    schema.contains("ErrorBody"),
+                    "{name} {status}: error schema, got {schema}"
+                );
+            }
+        }
+    }
+    let documented: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|item| item.as_object().unwrap().len())
+        .sum();
+    assert_eq!(
+        documented,
+        routes.len(),
+        "no undocumented or unexpected operations"
+    );
+}
