@@ -10,6 +10,8 @@ use utoipa_axum::routes;
 
 use crate::state::AppState;
 
+const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     /// `ok` or `error`.
@@ -33,7 +35,13 @@ pub struct Health {
     )
 )]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    match sqlx::query("SELECT 1").execute(&state.db).await {
+    // Bounded: a database that accepts connections but never answers is down too.
+    let ping = tokio::time::timeout(PING_TIMEOUT, sqlx::query("SELECT 1").execute(&state.db));
+    match ping
+        .await
+        .map_err(|_| "no answer within 2 s".to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    {
         Ok(_) => (
             StatusCode::OK,
             Json(Health {

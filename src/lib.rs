@@ -37,7 +37,9 @@ pub use state::AppState;
 
 /// Bodies above this size are refused with 413 before they are parsed.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// No request takes this long unless the database has stopped answering: such a request gets
+/// 503 "Service temporarily unavailable" instead of hanging.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every route, and the OpenAPI document generated from their annotations.
@@ -70,7 +72,7 @@ pub fn build_router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(http::fallback::panic_response))
         .layer(axum::middleware::from_fn(http::fallback::json_responses))
         .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES));

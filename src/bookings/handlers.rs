@@ -71,8 +71,14 @@ pub async fn create_booking(
     match idempotency::claim(&state.db, caller.id, &key, &request_hash).await? {
         Claim::Replay(response) => Ok(response),
         Claim::First => {
-            let response = book(&state, request).await;
-            idempotency::complete(&state.db, caller.id, &key, response).await
+            // Booked and recorded in a task of its own, so a client that disconnects mid-way
+            // cannot leave a booking behind without its stored response.
+            let user = caller.id;
+            let recorded = tokio::spawn(async move {
+                let response = book(&state, request).await;
+                idempotency::complete(&state.db, user, &key, response).await
+            });
+            recorded.await.map_err(|e| AppError::Internal(e.into()))?
         }
     }
 }

@@ -16,12 +16,14 @@ use crate::error::{AppError, Result};
 
 pub const HEADER: HeaderName = HeaderName::from_static("idempotency-key");
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
-/// How long a retry waits for the first request before giving up (under the 30 s request
-/// timeout, so the client gets this answer rather than a 408).
-const WAIT_FOR_FIRST: Duration = Duration::from_secs(25);
+/// How long a retry waits for the first request before giving up (under the request timeout,
+/// so the client gets this answer rather than a timeout).
+const WAIT_FOR_FIRST: Duration = Duration::from_secs(8);
 const POLL: Duration = Duration::from_millis(20);
-/// A claim this old without a response belongs to a request that died (a crash): take it over.
-const ABANDONED_AFTER_SECS: i32 = 120;
+/// A claim this old without a response belongs to a request that died with the process. Its
+/// booking may or may not have committed, so it is never taken over (that could book twice):
+/// the retry is told to check its bookings instead.
+const ABANDONED_AFTER_SECS: i32 = 60;
 /// Responses are kept at least 24 hours; the sweep removes them after 48.
 const KEEP_HOURS: i32 = 48;
 
@@ -111,7 +113,12 @@ pub async fn claim(db: &PgPool, user: i32, key: &str, request_hash: &str) -> Res
             Some((_, Some(status), Some(body), _)) => {
                 return Ok(Claim::Replay(replay(status, body)))
             }
-            Some((_, _, _, true)) => release(db, user, key).await?,
+            Some((_, _, _, true)) => {
+                return Err(AppError::conflict(
+                    "A request with this Idempotency-Key did not finish. Check your bookings \
+                     before retrying with a new key.",
+                ))
+            }
             Some(_) if tokio::time::Instant::now() >= deadline => {
                 return Err(AppError::conflict(
                     "A request with this Idempotency-Key is still in progress. Please try again.",

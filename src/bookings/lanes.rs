@@ -21,6 +21,8 @@ use crate::error::{AppError, Result};
 
 /// A group is bounded so one transaction stays short.
 const MAX_GROUP: usize = 256;
+/// The longest one group's transaction (with its retries) may take before its requests get 503.
+const GROUP_DEADLINE: Duration = Duration::from_secs(8);
 /// A lane with nothing to do for this long ends; the next booking starts a new one.
 const IDLE: Duration = Duration::from_secs(10);
 
@@ -112,7 +114,19 @@ async fn run_lane(inner: Arc<Inner>, event_id: i32, mut jobs: mpsc::UnboundedRec
             .into_iter()
             .map(|job| (job.request, job.reply))
             .unzip();
-        match service::book_group_with_retry(&inner.db, event_id, &requests).await {
+        // Bounded, so a database that stops answering cannot hold the lane (and every booking
+        // queued behind it) forever; a cancelled transaction is rolled back by PostgreSQL.
+        let booked = tokio::time::timeout(
+            GROUP_DEADLINE,
+            service::book_group_with_retry(&inner.db, event_id, &requests),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(AppError::Unavailable(
+                "booking transaction timed out".into(),
+            ))
+        });
+        match booked {
             Ok(outcomes) => {
                 for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(outcome);

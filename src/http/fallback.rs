@@ -55,7 +55,7 @@ pub async fn json_responses(request: Request, next: Next) -> Response {
         return response;
     }
     let message = match status {
-        StatusCode::REQUEST_TIMEOUT => "Request timed out".to_string(),
+        StatusCode::SERVICE_UNAVAILABLE => "Service temporarily unavailable".to_string(),
         StatusCode::PAYLOAD_TOO_LARGE => "Request body is too large".to_string(),
         other => other.canonical_reason().unwrap_or("Error").to_string(),
     };

@@ -1,5 +1,6 @@
 //! A real outage: the test stops PostgreSQL under a running server, then starts it again.
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use event_booking::db;
@@ -79,6 +80,90 @@ async fn requests_fail_fast_with_503_while_the_database_is_down_and_recover_afte
     }
     let (status, _) = parts(app.get("/events", None).await).await;
     assert_eq!(status, 200);
+    cluster.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Sends `signal` to the cluster's postmaster and all its backends.
+fn signal_cluster(dir: &std::path::Path, signal: &str) {
+    let pid_file = std::fs::read_to_string(dir.join("postmaster.pid")).expect("postmaster.pid");
+    let postmaster = pid_file.lines().next().expect("pid").trim().to_string();
+    let children = Command::new("pgrep")
+        .args(["-P", &postmaster])
+        .output()
+        .expect("pgrep");
+    let mut pids = vec![postmaster];
+    pids.extend(
+        String::from_utf8_lossy(&children.stdout)
+            .split_whitespace()
+            .map(String::from),
+    );
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .args(&pids)
+        .status()
+        .expect("kill");
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_stops_answering_gives_503_not_a_hang() {
+    let dir = test_cluster_dir().join(format!("frozen-{}", uuid::Uuid::new_v4().simple()));
+    let options = ClusterOptions {
+        durable: false,
+        max_connections: 50,
+        port: None,
+    };
+    let cluster = EmbeddedPostgres::start_with(&dir, options)
+        .await
+        .expect("cluster");
+    cluster.create_database("frozen").await.expect("database");
+    let db_options = cluster.connect_options("frozen");
+    let pool = db::pool(db_options.clone(), 5, Duration::from_secs(2));
+    db::migrate(&pool).await.expect("migrate");
+    let app = TestApp::with_pool(pool, db_options, cluster.url("frozen")).await;
+    let (user, _) = app.user("user@example.com").await;
+    let (organizer, _) = app.organizer("org@example.com").await;
+    let event = create_event(&app, &organizer, &event_body("Show", 10, "PUBLISHED")).await;
+    let event_id = event["id"].as_i64().unwrap();
+
+    signal_cluster(&dir, "STOP");
+    let started = Instant::now();
+    let (status, body) = parts(app.get("/health", None).await).await;
+    assert_eq!(
+        (status, body),
+        (503, json!({ "status": "error", "database": "down" }))
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "health answered in {:?}",
+        started.elapsed()
+    );
+    let started = Instant::now();
+    let (status, body) = parts(
+        app.post("/bookings", Some(&user), &booking(event_id, 1))
+            .await,
+    )
+    .await;
+    assert_error(status, &body, 503, "Service temporarily unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "booking answered in {:?}",
+        started.elapsed()
+    );
+
+    signal_cluster(&dir, "CONT");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.get("/health", None).await.status() != 200 {
+        assert!(Instant::now() < deadline, "the server did not recover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, body) = parts(
+        app.post("/bookings", Some(&user), &booking(event_id, 1))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
     cluster.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
