@@ -44,14 +44,36 @@ where
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(AppError::bad_request("Request body must be a JSON object"));
         }
-        let body: T = serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
-            Category::Data => AppError::bad_request(format!("Invalid request body: {e}")),
-            _ => AppError::bad_request(format!("Malformed JSON body: {e}")),
-        })?;
+        let body: T =
+            serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes))
+                .map_err(deserialize_error)?;
         body.validate()
             .map_err(|errors| AppError::Validation(messages(&errors)))?;
         Ok(Self(body))
     }
+}
+
+/// A JSON syntax error is "malformed"; a value of the wrong type is a validation failure that
+/// names its field, like every other broken rule.
+fn deserialize_error(error: serde_path_to_error::Error<serde_json::Error>) -> AppError {
+    let field = error.path().to_string();
+    let inner = error.into_inner();
+    if inner.classify() != Category::Data {
+        return AppError::bad_request(format!("Malformed JSON body: {inner}"));
+    }
+    let text = inner.to_string();
+    let expected = text.split("expected ").nth(1).unwrap_or_default();
+    let rule = if ["i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64"]
+        .iter()
+        .any(|t| expected.starts_with(t))
+    {
+        "must be an integer number"
+    } else if expected.starts_with("a string") {
+        "must be a string"
+    } else {
+        "has an invalid value"
+    };
+    AppError::Validation(vec![format!("{field} {rule}")])
 }
 
 /// `application/json`, or a `+json` type, with any parameters.

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{assert_error, parts, TestApp};
+use crate::helpers::{assert_error, assert_validation, parts, TestApp};
 
 #[tokio::test]
 async fn malformed_json_is_400() {
@@ -40,8 +40,25 @@ async fn wrong_json_types_are_400() {
         json!({ "email": ["a"] }),
     ] {
         let (status, body) = parts(app.post("/auth/login", None, &body).await).await;
-        assert_eq!(status, 400, "{body}");
-        assert_eq!(body["error"], "Bad Request");
+        assert_validation(status, &body, &["email must be a string"]);
+    }
+    let (token, _) = app.user("types@example.com").await;
+    for (body, message) in [
+        (
+            json!({ "eventId": "1", "seatCount": 1 }),
+            "eventId must be an integer number",
+        ),
+        (
+            json!({ "eventId": 1, "seatCount": 1.5 }),
+            "seatCount must be an integer number",
+        ),
+        (
+            json!({ "eventId": 1, "seatCount": 1e30 }),
+            "seatCount must be an integer number",
+        ),
+    ] {
+        let (status, body) = parts(app.post("/bookings", Some(&token), &body).await).await;
+        assert_validation(status, &body, &[message]);
     }
 }
 
