@@ -81,7 +81,11 @@ async fn book_group(
 ) -> Result<Attempt<Vec<Result<BookingWithEvent<BookedEvent>>>>> {
     let mut tx = db.begin().await?;
     let users: Vec<i32> = requests.iter().map(|r| r.user_id).collect();
-    let event = read_event(&mut tx, event_id, &users).await?;
+    let Some(event) = read_event(&mut tx, event_id, &users).await? else {
+        return Ok(Attempt::Done(
+            no_such_event(&mut tx, event_id, requests).await?,
+        ));
+    };
     let mut available = event.available_seats;
     let mut refusals: Vec<Option<AppError>> = Vec::with_capacity(requests.len());
     let mut accepted: Vec<BookingRequest> = Vec::new();
@@ -132,8 +136,8 @@ async fn read_event(
     tx: &mut Transaction<'_, Postgres>,
     id: i32,
     users: &[i32],
-) -> Result<EventForBooking> {
-    sqlx::query_as::<_, EventForBooking>(
+) -> Result<Option<EventForBooking>> {
+    Ok(sqlx::query_as::<_, EventForBooking>(
         "SELECT id, title, event_date, organizer_id, status, available_seats, version, \
                 ARRAY(SELECT u.id FROM users u WHERE u.id = ANY($2)) AS known_users \
          FROM events WHERE id = $1",
@@ -141,15 +145,41 @@ async fn read_event(
     .bind(id)
     .bind(users)
     .fetch_optional(&mut **tx)
-    .await?
-    .ok_or_else(|| event_not_found(id))
+    .await?)
+}
+
+/// The answers when the event does not exist: 404, but 401 first for a token whose user is gone.
+async fn no_such_event(
+    tx: &mut Transaction<'_, Postgres>,
+    event_id: i32,
+    requests: &[BookingRequest],
+) -> Result<Vec<Result<BookingWithEvent<BookedEvent>>>> {
+    let users: Vec<i32> = requests.iter().map(|r| r.user_id).collect();
+    let known: Vec<i32> = sqlx::query_scalar("SELECT id FROM users WHERE id = ANY($1)")
+        .bind(&users)
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(requests
+        .iter()
+        .map(|request| {
+            Err(if known.contains(&request.user_id) {
+                event_not_found(event_id)
+            } else {
+                invalid_token()
+            })
+        })
+        .collect())
+}
+
+fn invalid_token() -> AppError {
+    AppError::unauthorized("Invalid or expired token")
 }
 
 /// The booking rules, in the contract's order; `available` counts the seats that requests
 /// earlier in the same group have already taken.
 fn check_bookable(event: &EventForBooking, request: &BookingRequest, available: i32) -> Result<()> {
     if !event.known_users.contains(&request.user_id) {
-        return Err(AppError::unauthorized("Invalid or expired token"));
+        return Err(invalid_token());
     }
     // A draft does not exist for anyone but its organizer.
     if event.status == EventStatus::Draft && event.organizer_id != request.user_id {

@@ -422,13 +422,14 @@ async fn a_token_whose_user_was_deleted_cannot_book() {
         .execute(&app.db)
         .await
         .unwrap();
-    let (status, body) = parts(
-        app.post("/bookings", Some(&token), &booking(event_id, 1))
-            .await,
-    )
-    .await;
-    assert_eq!(status, 401, "{body}");
-    assert_eq!(body["error"], "Unauthorized");
+    for event in [event_id, 999_999] {
+        let response = app
+            .post("/bookings", Some(&token), &booking(event, 1))
+            .await;
+        let (status, body) = parts(response).await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["error"], "Unauthorized");
+    }
     assert_eq!(seat_state(&app, event_id).await, (10, 10, 0, 0));
 }
 
