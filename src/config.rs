@@ -85,7 +85,7 @@ impl Config {
             port: parse_or("PORT", &get, 3000)?,
             production,
             rate_limits: RateLimits {
-                enabled: parse_or("RATE_LIMIT_ENABLED", &get, true)?,
+                enabled: parse_switch("RATE_LIMIT_ENABLED", &get, true)?,
                 auth_per_minute: parse_or(
                     "RATE_LIMIT_AUTH_PER_MINUTE",
                     &get,
@@ -118,6 +118,22 @@ fn parse_or<T: std::str::FromStr>(
             .parse()
             .map_err(|_| anyhow::anyhow!("{key}={raw:?} is not a valid value")),
         None => Ok(default),
+    }
+}
+
+/// An on/off setting: true/false, 1/0, yes/no, on/off, in any case.
+fn parse_switch(
+    key: &str,
+    get: &impl Fn(&str) -> Option<String>,
+    default: bool,
+) -> anyhow::Result<bool> {
+    let Some(raw) = get(key) else {
+        return Ok(default);
+    };
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => bail!("{key}={raw:?} is not true or false"),
     }
 }
 
@@ -182,8 +198,11 @@ mod tests {
         assert!(config.rate_limits.enabled);
         assert_eq!(config.rate_limits.auth_per_minute.get(), 20);
         assert_eq!(config.rate_limits.bookings_per_minute.get(), 60);
-        let off = Config::from_lookup(lookup(&[("RATE_LIMIT_ENABLED", "false")])).unwrap();
-        assert!(!off.rate_limits.enabled);
+        for value in ["false", "FALSE", "0", "no", "off"] {
+            let off = Config::from_lookup(lookup(&[("RATE_LIMIT_ENABLED", value)])).unwrap();
+            assert!(!off.rate_limits.enabled, "{value}");
+        }
+        assert!(Config::from_lookup(lookup(&[("RATE_LIMIT_ENABLED", "maybe")])).is_err());
         assert!(Config::from_lookup(lookup(&[("RATE_LIMIT_AUTH_PER_MINUTE", "0")])).is_err());
     }
 

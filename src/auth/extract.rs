@@ -87,8 +87,7 @@ impl TokenUser {
             .map(str::trim)
             .filter(|token| !token.is_empty())
             .ok_or_else(invalid_token)?;
-        let claims = state.jwt.verify(token).ok_or_else(invalid_token)?;
-        let id = claims.sub.parse().map_err(|_| invalid_token())?;
+        let id = state.jwt.verify(token).ok_or_else(invalid_token)?;
         Ok(Some(Self { id }))
     }
 }

@@ -27,7 +27,8 @@ pub struct JwtKeys {
 impl JwtKeys {
     pub fn new(secret: &[u8], ttl: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        // `sub` is required by `Subject` itself (jsonwebtoken would insist on a string).
+        validation.set_required_spec_claims(&["exp"]);
         validation.leeway = 0;
         Self {
             encoding: EncodingKey::from_secret(secret),
@@ -57,10 +58,29 @@ impl JwtKeys {
         )?)
     }
 
-    /// The claims of a valid token; `None` for anything malformed, forged, or expired.
-    pub fn verify(&self, token: &str) -> Option<Claims> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .ok()
-            .map(|data| data.claims)
+    /// The user id of a valid token; `None` for anything malformed, forged, or expired. Only
+    /// `sub` is read: the role always comes from the database, so a token is not refused for
+    /// how its other claims are spelled.
+    pub fn verify(&self, token: &str) -> Option<i32> {
+        let claims = jsonwebtoken::decode::<Subject>(token, &self.decoding, &self.validation)
+            .ok()?
+            .claims;
+        match claims.sub {
+            SubjectId::Text(text) => text.parse().ok(),
+            SubjectId::Number(number) => i32::try_from(number).ok(),
+        }
     }
+}
+
+#[derive(Deserialize)]
+struct Subject {
+    sub: SubjectId,
+}
+
+/// `sub` as issued (a decimal string), or as a bare number from other token issuers.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SubjectId {
+    Text(String),
+    Number(i64),
 }

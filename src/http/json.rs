@@ -120,10 +120,14 @@ pub fn messages(errors: &ValidationErrors) -> Vec<String> {
     for (field, kind) in fields {
         if let ValidationErrorsKind::Field(list) = kind {
             for error in list {
-                out.push(match &error.message {
+                let message = match &error.message {
                     Some(message) => message.to_string(),
                     None => format!("{field} is invalid"),
-                });
+                };
+                // Two rules can break the same way (e.g. both email checks): say it once.
+                if !out.contains(&message) {
+                    out.push(message);
+                }
             }
         }
     }

@@ -40,7 +40,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ReferencePath {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|e| AppError::bad_request(e.body_text()))?;
-        Uuid::try_parse(&raw)
+        // Only the canonical, hyphenated form, as the original's ParseUUIDPipe.
+        Some(raw.as_str())
+            .filter(|raw| raw.len() == 36)
+            .and_then(|raw| Uuid::try_parse(raw).ok())
+            .ok_or(())
             .map(Self)
             .map_err(|_| AppError::bad_request("Validation failed (uuid is expected)"))
     }

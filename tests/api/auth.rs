@@ -293,3 +293,45 @@ async fn token_of_a_deleted_user_is_401() {
     let (status, body) = parts(app.get("/auth/me", Some(&token)).await).await;
     assert_eq!(status, 401, "{body}");
 }
+
+#[tokio::test]
+async fn an_email_needs_a_dotted_domain() {
+    let app = TestApp::spawn().await;
+    for email in ["a@b", "a@b.", "plain"] {
+        let (status, body) =
+            parts(app.post("/auth/register", None, &registration(email)).await).await;
+        assert_validation(status, &body, &["email must be an email"]);
+        assert_eq!(
+            body["message"].as_array().unwrap().len(),
+            1,
+            "one message: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn tokens_are_read_by_their_subject_only() {
+    let app = TestApp::spawn().await;
+    let (_, id) = app.user("sub@example.com").await;
+    let exp = chrono::Utc::now().timestamp() + 600;
+    // Another issuer's spelling: a numeric `sub`, no `iat`, no `role`.
+    let token = forge(&json!({ "sub": id, "exp": exp }), JWT_SECRET);
+    let (status, body) = parts(app.get("/auth/me", Some(&token)).await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["email"], "sub@example.com");
+    // The role in a token is never trusted: the database says USER.
+    let token = forge(
+        &json!({ "sub": id.to_string(), "role": "ORGANIZER", "exp": exp }),
+        JWT_SECRET,
+    );
+    let (status, _) = parts(
+        app.post(
+            "/events",
+            Some(&token),
+            &json!({ "title": "x", "totalSeats": 1 }),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 403);
+}
