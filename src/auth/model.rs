@@ -15,8 +15,6 @@ pub enum Role {
 }
 
 impl Role {
-    pub const NAMES: [&'static str; 2] = ["USER", "ORGANIZER"];
-
     fn parse(raw: &str) -> Option<Self> {
         match raw {
             "USER" => Some(Self::User),
