@@ -1,5 +1,6 @@
 //! A real outage: the test stops PostgreSQL under a running server, then starts it again.
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -11,9 +12,9 @@ use crate::bookings::booking;
 use crate::events::{create_event, event_body};
 use crate::helpers::{assert_error, parts, test_cluster_dir, TestApp, PASSWORD};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_fail_fast_with_503_while_the_database_is_down_and_recover_after() {
-    let dir = test_cluster_dir().join(format!("outage-{}", uuid::Uuid::new_v4().simple()));
+/// A server on a cluster of the test's own, which the test may stop, freeze and restart.
+async fn app_on_own_cluster() -> (PathBuf, EmbeddedPostgres, TestApp) {
+    let dir = test_cluster_dir().join(format!("own-{}", uuid::Uuid::new_v4().simple()));
     let options = ClusterOptions {
         durable: false,
         max_connections: 50,
@@ -22,12 +23,18 @@ async fn requests_fail_fast_with_503_while_the_database_is_down_and_recover_afte
     let cluster = EmbeddedPostgres::start_with(&dir, options)
         .await
         .expect("cluster");
-    cluster.create_database("outage").await.expect("database");
-    let port = cluster.port();
-    let db_options = cluster.connect_options("outage");
+    cluster.create_database("app").await.expect("database");
+    let db_options = cluster.connect_options("app");
     let pool = db::pool(db_options.clone(), 5, Duration::from_secs(2));
     db::migrate(&pool).await.expect("migrate");
-    let app = TestApp::with_pool(pool, db_options, cluster.url("outage")).await;
+    let app = TestApp::with_pool(pool, db_options, cluster.url("app")).await;
+    (dir, cluster, app)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_fail_fast_with_503_while_the_database_is_down_and_recover_after() {
+    let (dir, cluster, app) = app_on_own_cluster().await;
+    let port = cluster.port();
     let (organizer, _) = app.organizer("org@example.com").await;
     let (user, _) = app.user("user@example.com").await;
     let event = create_event(&app, &organizer, &event_body("Show", 10, "PUBLISHED")).await;
@@ -108,20 +115,7 @@ fn signal_cluster(dir: &std::path::Path, signal: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_that_stops_answering_gives_503_not_a_hang() {
-    let dir = test_cluster_dir().join(format!("frozen-{}", uuid::Uuid::new_v4().simple()));
-    let options = ClusterOptions {
-        durable: false,
-        max_connections: 50,
-        port: None,
-    };
-    let cluster = EmbeddedPostgres::start_with(&dir, options)
-        .await
-        .expect("cluster");
-    cluster.create_database("frozen").await.expect("database");
-    let db_options = cluster.connect_options("frozen");
-    let pool = db::pool(db_options.clone(), 5, Duration::from_secs(2));
-    db::migrate(&pool).await.expect("migrate");
-    let app = TestApp::with_pool(pool, db_options, cluster.url("frozen")).await;
+    let (dir, cluster, app) = app_on_own_cluster().await;
     let (user, _) = app.user("user@example.com").await;
     let (organizer, _) = app.organizer("org@example.com").await;
     let event = create_event(&app, &organizer, &event_body("Show", 10, "PUBLISHED")).await;
