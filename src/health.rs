@@ -35,6 +35,9 @@ pub struct Health {
     )
 )]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    if !state.ready.is_ready() {
+        return down("the schema is not migrated yet");
+    }
     // Bounded: a database that accepts connections but never answers is down too.
     let ping = tokio::time::timeout(PING_TIMEOUT, sqlx::query("SELECT 1").execute(&state.db));
     match ping
@@ -49,17 +52,19 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
                 database: "up",
             }),
         ),
-        Err(error) => {
-            tracing::warn!(%error, "health check: database unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(Health {
-                    status: "error",
-                    database: "down",
-                }),
-            )
-        }
+        Err(error) => down(&error),
     }
+}
+
+fn down(why: &str) -> (StatusCode, Json<Health>) {
+    tracing::warn!(why, "health check: database down");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(Health {
+            status: "error",
+            database: "down",
+        }),
+    )
 }
 
 pub fn router() -> OpenApiRouter<AppState> {

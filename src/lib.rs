@@ -11,6 +11,7 @@ pub mod health;
 pub mod http;
 pub mod limits;
 pub mod openapi;
+pub mod readiness;
 pub mod state;
 pub mod time;
 
@@ -71,6 +72,10 @@ pub fn build_router(state: AppState) -> Router {
         .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
         .layer(CatchPanicLayer::custom(http::fallback::panic_response))
         .layer(axum::middleware::from_fn(http::fallback::json_responses))
+        .layer(axum::middleware::from_fn_with_state(
+            state.ready.clone(),
+            readiness::require_ready,
+        ))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,

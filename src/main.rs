@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use event_booking::config::Config;
 use event_booking::db::{self, Database};
+use event_booking::readiness::Readiness;
 use event_booking::{auth, bookings, build_router, serve, AppState};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -64,7 +65,18 @@ async fn run() -> anyhow::Result<()> {
         config.db_max_connections,
         config.db_acquire_timeout,
     );
-    db::migrate(&pool).await?;
+    // An unreachable database does not stop the start-up: the server answers 503 until it is
+    // back and migrated. A database that answers but cannot be migrated is a real error.
+    let reachable = sqlx::query("SELECT 1").execute(&pool).await.is_ok();
+    let ready = if reachable {
+        db::migrate(&pool).await?;
+        Readiness::ready()
+    } else {
+        tracing::warn!("database unreachable: answering 503 until it is back");
+        let waiting = Readiness::waiting();
+        tokio::spawn(waiting.clone().migrate_when_reachable(pool.clone()));
+        waiting
+    };
     auth::password::warm_up();
 
     let address = ("0.0.0.0", config.port);
@@ -77,7 +89,9 @@ async fn run() -> anyhow::Result<()> {
     );
 
     tokio::spawn(bookings::idempotency::sweep_hourly(pool.clone()));
-    let router = build_router(AppState::new(pool.clone(), config));
+    let mut state = AppState::new(pool.clone(), config);
+    state.ready = ready;
+    let router = build_router(state);
     serve(listener, router, shutdown_signal()).await?;
 
     tracing::info!("requests drained; shutting down");

@@ -8,6 +8,7 @@ use crate::auth::jwt::JwtKeys;
 use crate::bookings::BookingLanes;
 use crate::config::Config;
 use crate::limits::Limits;
+use crate::readiness::Readiness;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -17,14 +18,18 @@ pub struct AppState {
     /// Per-event booking queues (see `bookings::lanes`).
     pub bookings: BookingLanes,
     pub limits: Limits,
+    /// False while the schema is not known to be in place (see `readiness`).
+    pub ready: Readiness,
 }
 
 impl AppState {
+    /// State for a database that is already migrated.
     pub fn new(db: PgPool, config: Config) -> Self {
         let jwt = JwtKeys::new(config.jwt_secret.expose().as_bytes(), config.jwt_expires_in);
         Self {
             bookings: BookingLanes::new(db.clone()),
             limits: Limits::new(&config.rate_limits),
+            ready: Readiness::ready(),
             db,
             jwt: Arc::new(jwt),
             config: Arc::new(config),

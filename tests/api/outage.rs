@@ -161,3 +161,97 @@ async fn a_database_that_stops_answering_gives_503_not_a_hang() {
     cluster.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The server process, stopped (SIGINT, as Ctrl-C) when the test ends however it ends.
+struct ServerProcess(std::process::Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_started_while_the_database_is_down_answers_503_until_it_is_back() {
+    let dir = test_cluster_dir().join(format!("late-{}", uuid::Uuid::new_v4().simple()));
+    let options = ClusterOptions {
+        durable: false,
+        max_connections: 50,
+        port: None,
+    };
+    let cluster = EmbeddedPostgres::start_with(&dir, options)
+        .await
+        .expect("cluster");
+    cluster.create_database("late").await.expect("database");
+    let (url, db_port) = (cluster.url("late"), cluster.port());
+    cluster.stop().await;
+
+    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let _server = ServerProcess(
+        Command::new(env!("CARGO_BIN_EXE_event-booking"))
+            .env("DATABASE_URL", &url)
+            .env("PORT", http_port.to_string())
+            .env("JWT_SECRET", crate::helpers::JWT_SECRET)
+            .env("RATE_LIMIT_ENABLED", "false")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting the server"),
+    );
+    let base = format!("http://127.0.0.1:{http_port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let health = loop {
+        if let Ok(response) = client.get(format!("{base}/health")).send().await {
+            break response;
+        }
+        assert!(Instant::now() < deadline, "the server did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (status, body) = parts(health).await;
+    assert_eq!(
+        (status, body),
+        (503, json!({ "status": "error", "database": "down" }))
+    );
+    let (status, body) = parts(client.get(format!("{base}/events")).send().await.unwrap()).await;
+    assert_error(status, &body, 503, "Service temporarily unavailable");
+
+    let options = ClusterOptions {
+        durable: false,
+        max_connections: 50,
+        port: Some(db_port),
+    };
+    let cluster = EmbeddedPostgres::start_with(&dir, options)
+        .await
+        .expect("restart");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .map(|r| r.status())
+        .ok()
+        != Some(reqwest::StatusCode::OK)
+    {
+        assert!(Instant::now() < deadline, "the server did not recover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let register = json!({ "firstname": "Late", "lastname": "User", "email": "late@example.com", "password": PASSWORD });
+    let response = client
+        .post(format!("{base}/auth/register"))
+        .json(&register)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "migrated and serving");
+    drop(_server);
+    cluster.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
