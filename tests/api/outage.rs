@@ -1,6 +1,6 @@
 //! A real outage: the test stops PostgreSQL under a running server, then starts it again.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -12,17 +12,22 @@ use crate::bookings::booking;
 use crate::events::{create_event, event_body};
 use crate::helpers::{assert_error, parts, test_cluster_dir, TestApp, PASSWORD};
 
-/// A server on a cluster of the test's own, which the test may stop, freeze and restart.
-async fn app_on_own_cluster() -> (PathBuf, EmbeddedPostgres, TestApp) {
-    let dir = test_cluster_dir().join(format!("own-{}", uuid::Uuid::new_v4().simple()));
+/// Starts (or restarts, on `port`) a throw-away cluster of the test's own in `dir`.
+async fn start_cluster(dir: &Path, port: Option<u16>) -> EmbeddedPostgres {
     let options = ClusterOptions {
         durable: false,
         max_connections: 50,
-        port: None,
+        port,
     };
-    let cluster = EmbeddedPostgres::start_with(&dir, options)
+    EmbeddedPostgres::start_with(dir, options)
         .await
-        .expect("cluster");
+        .expect("starting the test's own PostgreSQL")
+}
+
+/// A server on a cluster of the test's own, which the test may stop, freeze and restart.
+async fn app_on_own_cluster() -> (PathBuf, EmbeddedPostgres, TestApp) {
+    let dir = test_cluster_dir().join(format!("own-{}", uuid::Uuid::new_v4().simple()));
+    let cluster = start_cluster(&dir, None).await;
     cluster.create_database("app").await.expect("database");
     let db_options = cluster.connect_options("app");
     let pool = db::pool(db_options.clone(), 5, Duration::from_secs(2));
@@ -61,14 +66,7 @@ async fn requests_fail_fast_with_503_while_the_database_is_down_and_recover_afte
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 
-    let options = ClusterOptions {
-        durable: false,
-        max_connections: 50,
-        port: Some(port),
-    };
-    let cluster = EmbeddedPostgres::start_with(&dir, options)
-        .await
-        .expect("restart");
+    let cluster = start_cluster(&dir, Some(port)).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if app.get("/health", None).await.status() == 200 {
@@ -177,14 +175,7 @@ impl Drop for ServerProcess {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_started_while_the_database_is_down_answers_503_until_it_is_back() {
     let dir = test_cluster_dir().join(format!("late-{}", uuid::Uuid::new_v4().simple()));
-    let options = ClusterOptions {
-        durable: false,
-        max_connections: 50,
-        port: None,
-    };
-    let cluster = EmbeddedPostgres::start_with(&dir, options)
-        .await
-        .expect("cluster");
+    let cluster = start_cluster(&dir, None).await;
     cluster.create_database("late").await.expect("database");
     let (url, db_port) = (cluster.url("late"), cluster.port());
     cluster.stop().await;
@@ -223,14 +214,7 @@ async fn a_server_started_while_the_database_is_down_answers_503_until_it_is_bac
     let (status, body) = parts(client.get(format!("{base}/events")).send().await.unwrap()).await;
     assert_error(status, &body, 503, "Service temporarily unavailable");
 
-    let options = ClusterOptions {
-        durable: false,
-        max_connections: 50,
-        port: Some(db_port),
-    };
-    let cluster = EmbeddedPostgres::start_with(&dir, options)
-        .await
-        .expect("restart");
+    let cluster = start_cluster(&dir, Some(db_port)).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while client
         .get(format!("{base}/health"))
