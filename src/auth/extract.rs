@@ -17,11 +17,12 @@ pub struct AuthUser {
 }
 
 impl AuthUser {
+    /// The caller, if their role may act as `role` (an ORGANIZER may do all a USER may).
     pub fn require(self, role: Role) -> Result<Self, AppError> {
-        if role == Role::Organizer && self.role != Role::Organizer {
-            return Err(AppError::forbidden("Forbidden resource"));
+        if self.role == role || self.role == Role::Organizer {
+            return Ok(self);
         }
-        Ok(self)
+        Err(AppError::forbidden("Forbidden resource"))
     }
 }
 
@@ -62,7 +63,8 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
     }
 }
 
-fn invalid_token() -> AppError {
+/// The 401 for a token that is malformed, forged, expired, or whose user no longer exists.
+pub fn invalid_token() -> AppError {
     AppError::unauthorized("Invalid or expired token")
 }
 

@@ -87,7 +87,7 @@ pub async fn login(
 pub async fn me(State(state): State<AppState>, caller: AuthUser) -> Result<Json<User>> {
     let user = service::find(&state.db, caller.id)
         .await?
-        .ok_or_else(|| AppError::unauthorized("Invalid or expired token"))?;
+        .ok_or_else(super::invalid_token)?;
     Ok(Json(user))
 }
 

@@ -10,7 +10,7 @@ pub mod service;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use extract::{AuthUser, MaybeAuthUser, Organizer, TokenUser};
+pub use extract::{invalid_token, AuthUser, MaybeAuthUser, Organizer, TokenUser};
 pub use model::Role;
 
 use crate::state::AppState;

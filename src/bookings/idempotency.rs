@@ -84,7 +84,7 @@ pub async fn claim(db: &PgPool, user: i32, key: &str, request_hash: &str) -> Res
         .await
         .map_err(|e| match AppError::from(e) {
             e if e.constraint() == Some("idempotency_keys_user_id_fkey") => {
-                AppError::unauthorized("Invalid or expired token")
+                crate::auth::invalid_token()
             }
             e => e,
         })?

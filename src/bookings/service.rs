@@ -13,6 +13,7 @@ use super::model::{
     BookedEvent, Booking, BookingDetail, BookingStatus, BookingWithEvent, CancelledEvent,
     ListedEvent, BOOKING_COLUMNS,
 };
+use crate::auth::invalid_token;
 use crate::concurrency::{retry_optimistic, Attempt};
 use crate::error::{AppError, Result};
 use crate::events::model::EventStatus;
@@ -169,10 +170,6 @@ async fn no_such_event(
             })
         })
         .collect())
-}
-
-fn invalid_token() -> AppError {
-    AppError::unauthorized("Invalid or expired token")
 }
 
 /// The booking rules, in the contract's order; `available` counts the seats that requests
