@@ -38,7 +38,7 @@ struct EventForBooking {
     organizer_id: i32,
     status: EventStatus,
     available_seats: i32,
-    version: i32,
+    version: i64,
     /// The requesting users that exist.
     known_users: Vec<i32>,
 }
@@ -305,7 +305,7 @@ struct BookingForCancel {
     booking: Booking,
     title: String,
     event_date: Option<Timestamp>,
-    version: i32,
+    version: i64,
 }
 
 /// Cancels the caller's booking and releases its seats, exactly once: the status change is

@@ -55,7 +55,7 @@ pub struct Event {
     pub status: EventStatus,
     /// Increases by one on every change to the event.
     #[schema(example = 3)]
-    pub version: i32,
+    pub version: i64,
     #[serde(with = "time::option")]
     #[schema(value_type = Option<String>, format = DateTime, example = "2026-12-31T18:00:00.000Z")]
     pub event_date: Option<Timestamp>,

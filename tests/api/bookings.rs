@@ -29,7 +29,7 @@ pub async fn book(app: &TestApp, token: &str, event_id: i64, seats: i64) -> Stri
 }
 
 /// `(total, available, Σ confirmed seats, version)` of an event, read in SQL.
-pub async fn seat_state(app: &TestApp, event_id: i64) -> (i32, i32, i64, i32) {
+pub async fn seat_state(app: &TestApp, event_id: i64) -> (i32, i32, i64, i64) {
     sqlx::query_as(
         "SELECT e.total_seats, e.available_seats, \
                 COALESCE(SUM(b.seat_count) FILTER (WHERE b.status = 'CONFIRMED'), 0)::bigint, e.version \

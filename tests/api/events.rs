@@ -62,7 +62,7 @@ async fn organizer_creates_an_event_with_all_seats_available() {
     );
     assert_eq!(event["_count"], json!({ "bookings": 0 }));
 
-    let (seats, available, version): (i32, i32, i32) =
+    let (seats, available, version): (i32, i32, i64) =
         sqlx::query_as("SELECT total_seats, available_seats, version FROM events WHERE id = $1")
             .bind(id_of(&event) as i32)
             .fetch_one(&app.db)
@@ -387,7 +387,7 @@ async fn update_is_partial_and_bumps_the_version_once_per_change() {
     assert_eq!(body["eventDate"], "2031-01-01T00:00:00.000Z");
     assert_eq!(body["version"], 3);
 
-    let version: i32 = sqlx::query_scalar("SELECT version FROM events WHERE id = $1")
+    let version: i64 = sqlx::query_scalar("SELECT version FROM events WHERE id = $1")
         .bind(id_of(&event) as i32)
         .fetch_one(&app.db)
         .await
@@ -476,7 +476,7 @@ async fn resizing_moves_available_seats_and_never_below_the_booked_ones() {
         400,
         "Cannot reduce total seats below 6 (already booked seats)",
     );
-    let (total, available, version): (i32, i32, i32) =
+    let (total, available, version): (i32, i32, i64) =
         sqlx::query_as("SELECT total_seats, available_seats, version FROM events WHERE id = $1")
             .bind(id_of(&event) as i32)
             .fetch_one(&app.db)
