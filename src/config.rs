@@ -41,6 +41,9 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// Origins allowed by CORS; `None` allows any origin.
     pub cors_origins: Option<Vec<String>>,
+    /// Group concurrent bookings of one event (`BOOKING_LANES`, default on); off, every
+    /// booking runs in its own transaction, as the per-request server of API.md.
+    pub booking_lanes: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -62,9 +65,13 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let production = get("APP_ENV").is_some_and(|v| v.eq_ignore_ascii_case("production"));
         let (jwt_secret, jwt_secret_generated) = match get("JWT_SECRET") {
-            Some(secret) if production && secret.len() < 32 => {
-                bail!("JWT_SECRET must be at least 32 bytes when APP_ENV=production")
-            }
+            Some(secret) if production => match weak_secret(&secret) {
+                Some(reason) => bail!(
+                    "JWT_SECRET {reason}: with APP_ENV=production set a random secret of 32+ \
+                     bytes, e.g. from `openssl rand -base64 48`"
+                ),
+                None => (Secret::new(secret), false),
+            },
             Some(secret) => (Secret::new(secret), false),
             None if production => bail!("JWT_SECRET is required when APP_ENV=production"),
             None => (Secret::new(random_token(64)), true),
@@ -97,6 +104,7 @@ impl Config {
                     NonZeroU32::MIN.saturating_add(59),
                 )?,
             },
+            booking_lanes: parse_switch("BOOKING_LANES", &get, true)?,
             cors_origins: get("CORS_ORIGINS").filter(|v| v.trim() != "*").map(|v| {
                 v.split(',')
                     .map(|o| o.trim().to_string())
@@ -152,6 +160,48 @@ pub fn parse_duration(raw: &str) -> Option<Duration> {
     };
     let seconds = value.checked_mul(factor)?;
     (seconds > 0).then(|| Duration::from_secs(seconds))
+}
+
+/// Fragments of the placeholders our examples carry (`.env.example`, docker-compose.yml) and of
+/// the usual ones; a secret containing one is public knowledge.
+const PLACEHOLDERS: [&str; 8] = [
+    "change-me",
+    "changeme",
+    "change_me",
+    "replace-me",
+    "placeholder",
+    "example",
+    "your-secret",
+    "your_secret",
+];
+
+/// Why `secret` cannot sign tokens in production, if it cannot: too short, a known placeholder,
+/// or too little entropy (estimated from its own character frequencies, so a 32-byte string
+/// of a few repeated characters fails while `openssl rand -hex 32` passes easily).
+pub fn weak_secret(secret: &str) -> Option<&'static str> {
+    if secret.len() < 32 {
+        return Some("must be at least 32 bytes");
+    }
+    let lower = secret.to_ascii_lowercase();
+    if PLACEHOLDERS.iter().any(|p| lower.contains(p)) {
+        return Some("is a placeholder from an example");
+    }
+    let mut counts = std::collections::HashMap::new();
+    for byte in secret.bytes() {
+        *counts.entry(byte).or_insert(0usize) += 1;
+    }
+    let len = secret.len() as f64;
+    let bits_per_char: f64 = counts
+        .values()
+        .map(|&n| {
+            let p = n as f64 / len;
+            -p * p.log2()
+        })
+        .sum();
+    if counts.len() < 12 || bits_per_char * len < 112.0 {
+        return Some("has too little entropy");
+    }
+    None
 }
 
 /// A random alphanumeric string, for generated secrets and passwords.
@@ -211,9 +261,49 @@ mod tests {
         assert!(Config::from_lookup(lookup(&[("APP_ENV", "production")])).is_err());
         let short = lookup(&[("APP_ENV", "production"), ("JWT_SECRET", "short")]);
         assert!(Config::from_lookup(short).is_err());
-        let long = "x".repeat(32);
-        let ok = lookup(&[("APP_ENV", "production"), ("JWT_SECRET", long.as_str())]);
+        let random = random_token(48);
+        let ok = lookup(&[("APP_ENV", "production"), ("JWT_SECRET", random.as_str())]);
         assert!(Config::from_lookup(ok).is_ok());
+    }
+
+    #[test]
+    fn production_refuses_placeholders_and_low_entropy_secrets() {
+        let example = std::fs::read_to_string(".env.example").expect(".env.example");
+        let placeholder = example
+            .lines()
+            .find_map(|l| l.strip_prefix("JWT_SECRET="))
+            .expect("JWT_SECRET in .env.example");
+        let compose = std::fs::read_to_string("docker-compose.yml").expect("compose file");
+        assert!(
+            compose.contains(placeholder),
+            "compose uses the same placeholder"
+        );
+        for (secret, reason) in [
+            (placeholder, "placeholder"),
+            ("x".repeat(32).as_str(), "entropy"),
+            ("abababababababababababababababababab", "entropy"),
+            ("My-Super-Secret-Example-Key-2026-for-prod", "placeholder"),
+        ] {
+            let error =
+                Config::from_lookup(lookup(&[("APP_ENV", "production"), ("JWT_SECRET", secret)]))
+                    .expect_err(secret)
+                    .to_string();
+            assert!(error.contains(reason), "{secret}: {error}");
+            assert!(
+                !error.contains(secret),
+                "the secret itself is never printed"
+            );
+        }
+        // Development accepts the placeholder, so the examples run as they are.
+        assert!(Config::from_lookup(lookup(&[("JWT_SECRET", placeholder)])).is_ok());
+        // What a user would generate passes.
+        for secret in [
+            "3q2+7w8Ff1nKx0PzR5b9YtLmC4vHs6DgJaUeWiOoQk=",
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        ] {
+            let ok = lookup(&[("APP_ENV", "production"), ("JWT_SECRET", secret)]);
+            assert!(Config::from_lookup(ok).is_ok(), "{secret}");
+        }
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub enum AppError {
     TooManyRequests { retry_after_secs: u64 },
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// COMMIT was sent and the database stopped answering: the write may or may not have
+    /// happened, and the client must be told exactly that.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -67,6 +71,7 @@ impl AppError {
                 retry_after_secs: *retry_after_secs,
             },
             Self::Unavailable(cause) => Self::Unavailable(cause.clone()),
+            Self::OutcomeUnknown(cause) => Self::OutcomeUnknown(cause.clone()),
             Self::Database(e) if is_connection_failure(e) => Self::Unavailable(e.to_string()),
             Self::Database(e) if is_unique_violation(e) => {
                 Self::conflict("Resource already exists")
@@ -89,10 +94,35 @@ impl AppError {
             Self::Validation(_) => StatusCode::BAD_REQUEST,
             Self::Client { status, .. } => *status,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::OutcomeUnknown(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(e) if is_connection_failure(e) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(e) if is_unique_violation(e) => StatusCode::CONFLICT,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// API.md's answer when COMMIT was sent and the database stopped answering.
+pub const OUTCOME_UNKNOWN: &str =
+    "Booking outcome unknown: retry with the same Idempotency-Key or check GET /bookings";
+
+/// The contract's error body of a client error, as stored for an Idempotency-Key replay.
+/// `None` for errors that are not the request's own fault (5xx), which are never stored.
+impl AppError {
+    pub fn client_body(&self) -> Option<(StatusCode, String)> {
+        let Self::Client { status, message } = self else {
+            return None;
+        };
+        let body = ErrorBody::new(*status, ErrorMessage::One(message.clone()));
+        Some((*status, serde_json::to_string(&body).ok()?))
+    }
+
+    /// True for failures caused by the database connection, not by the query.
+    pub fn is_connection_failure(&self) -> bool {
+        match self {
+            Self::Unavailable(_) => true,
+            Self::Database(e) => is_connection_failure(e),
+            _ => false,
         }
     }
 }
@@ -169,6 +199,10 @@ impl IntoResponse for AppError {
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
                 return response;
+            }
+            Self::OutcomeUnknown(cause) => {
+                tracing::warn!(%cause, "commit sent, outcome unknown");
+                ErrorMessage::One(OUTCOME_UNKNOWN.into())
             }
             ref cause if status == StatusCode::CONFLICT => {
                 tracing::info!(error = %cause, "unique violation");

@@ -17,7 +17,6 @@ pub mod time;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue};
@@ -38,9 +37,6 @@ pub use state::AppState;
 
 /// Bodies above this size are refused with 413 before they are parsed.
 pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
-/// No request takes this long unless the database has stopped answering: such a request gets
-/// 503 "Service temporarily unavailable" instead of hanging.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every route, and the OpenAPI document generated from their annotations.
@@ -76,10 +72,13 @@ pub fn build_router(state: AppState) -> Router {
             state.ready.clone(),
             readiness::require_ready,
         ))
+        // A request that takes this long gets 503 instead of hanging; write paths answer
+        // before it fires (see `http::deadline`).
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
+            http::deadline::REQUEST_TIMEOUT,
         ))
+        .layer(axum::middleware::from_fn(http::deadline::stamp))
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES));
     routes
         .merge(SwaggerUi::new("/api-docs").url("/api-docs/openapi.json", document))

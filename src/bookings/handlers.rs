@@ -1,18 +1,20 @@
 //! The booking routes. Handlers only translate HTTP to service calls.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::idempotency::{self, Claim, IdempotencyKey};
+use super::job::BookingRequest;
 use super::model::{
-    BookedEvent, BookingDetail, BookingEnvelope, BookingListParams, BookingStatus,
+    confirmed_body, BookedEvent, BookingDetail, BookingEnvelope, BookingListParams, BookingStatus,
     BookingWithEvent, CancelledEvent, CreateBookingRequest, ListedEvent,
 };
-use super::service::{self, BookingRequest};
+use super::service;
 use crate::auth::AuthUser;
 use crate::error::{AppError, ErrorBody, Result};
+use crate::http::deadline::RequestStart;
 use crate::http::params::page_and_status;
 use crate::http::{Paginated, QueryParams, ReferencePath, ValidatedJson};
 use crate::limits::BookingRateLimited;
@@ -42,11 +44,13 @@ use crate::state::AppState;
             example = json!({ "statusCode": 409, "message": "Not enough seats available. Requested: 5, Available: 3", "error": "Conflict" })),
         (status = 422, description = "Idempotency-Key reused with a different request", body = ErrorBody),
         (status = 429, description = "Too many bookings by this user; see Retry-After", body = ErrorBody),
-        (status = 503, description = "Service temporarily unavailable", body = ErrorBody),
+        (status = 503, description = "Service temporarily unavailable (nothing was booked), or \
+            Booking outcome unknown: retry with the same Idempotency-Key or check GET /bookings", body = ErrorBody),
     )
 )]
 pub async fn create_booking(
     State(state): State<AppState>,
+    start: RequestStart,
     BookingRateLimited(caller): BookingRateLimited,
     key: Option<IdempotencyKey>,
     ValidatedJson(body): ValidatedJson<CreateBookingRequest>,
@@ -59,43 +63,29 @@ pub async fn create_booking(
         i32::try_from(event_id).map_err(|_| AppError::bad_request("eventId is out of range"))?;
     let seats =
         i32::try_from(seats).map_err(|_| AppError::bad_request("seatCount is out of range"))?;
+    let key = match key {
+        None => None,
+        Some(IdempotencyKey(key)) => {
+            let request_hash = format!("eventId={event_id};seatCount={seats}");
+            match idempotency::claim(&state.db, caller.id, &key, &request_hash, start).await? {
+                Claim::Replay(response) => return Ok(response),
+                Claim::First(claim) => Some(claim),
+            }
+        }
+    };
     let request = BookingRequest {
         user_id: caller.id,
         event_id,
         seats,
+        key,
     };
-    let Some(IdempotencyKey(key)) = key else {
-        return Ok(book(&state, request).await);
-    };
-    let request_hash = format!("eventId={event_id};seatCount={seats}");
-    match idempotency::claim(&state.db, caller.id, &key, &request_hash).await? {
-        Claim::Replay(response) => Ok(response),
-        Claim::First => {
-            // Booked and recorded in a task of its own, so a client that disconnects mid-way
-            // cannot leave a booking behind without its stored response.
-            let user = caller.id;
-            let recorded = tokio::spawn(async move {
-                let response = book(&state, request).await;
-                idempotency::complete(&state.db, user, &key, response).await
-            });
-            recorded.await.map_err(|e| AppError::Internal(e.into()))?
-        }
-    }
-}
-
-async fn book(state: &AppState, request: BookingRequest) -> Response {
-    match state.bookings.book(request).await {
-        Ok(booking) => (
-            StatusCode::CREATED,
-            Json(BookingEnvelope {
-                success: true,
-                message: "Booking confirmed successfully",
-                data: booking,
-            }),
-        )
-            .into_response(),
-        Err(error) => error.into_response(),
-    }
+    let booking = state.bookings.book(request, start).await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "application/json")],
+        confirmed_body(&booking),
+    )
+        .into_response())
 }
 
 /// My bookings
@@ -170,10 +160,11 @@ pub async fn get_booking(
 )]
 pub async fn cancel_booking(
     State(state): State<AppState>,
+    start: RequestStart,
     caller: AuthUser,
     ReferencePath(reference): ReferencePath,
 ) -> Result<Json<BookingEnvelope<BookingWithEvent<CancelledEvent>>>> {
-    let cancelled = service::cancel(&state.db, caller.id, reference).await?;
+    let cancelled = service::cancel(&state.db, caller.id, reference, start).await?;
     Ok(Json(BookingEnvelope {
         success: true,
         message: "Booking cancelled successfully. Seats have been released.",

@@ -1,31 +1,36 @@
 //! `Idempotency-Key` on POST /bookings, as payment APIs have it: the first request with a key
-//! claims it and stores its exact response; a retry by the same user with the same key and body
-//! gets that response again (plus `Idempotent-Replayed: true`) and books nothing; a retry that
-//! arrives while the first is in flight waits for it. Same key, different body → 422.
+//! claims it; the booking transaction records the key's outcome beside the booking it made (or
+//! the refusal it gave), so "committed" and "recorded" cannot diverge. A retry by the same
+//! user with the same key and body gets that response again (plus `Idempotent-Replayed: true`)
+//! and books nothing; a retry that arrives while the first is in flight waits for it. Same key,
+//! different body → 422.
+//!
+//! A claim is fenced by a token: only the request holding the current token can record the
+//! outcome, and the booking transaction locks the key's row before it books. So a retry may
+//! take over a claim whose request has answered without recording anything (a 503, a lost
+//! race), and even a first request that is still running cannot book a second time: its
+//! transaction finds its token gone. A claim whose commit may have happened is never released;
+//! its row lock makes a retry wait for that commit and then replay what it recorded.
 
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
 
 use crate::error::{AppError, Result};
+use crate::http::deadline::RequestStart;
 
 pub const HEADER: HeaderName = HeaderName::from_static("idempotency-key");
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
-/// How long a retry waits for the first request before giving up (under the request timeout,
-/// so the client gets this answer rather than a timeout).
-const WAIT_FOR_FIRST: Duration = Duration::from_secs(8);
 const POLL: Duration = Duration::from_millis(20);
-/// A claim this old without a response belongs to a request that died with the process. Its
-/// booking may or may not have committed, so it is never taken over (that could book twice):
-/// the retry is told to check its bookings instead.
-const ABANDONED_AFTER_SECS: i32 = 60;
 /// Responses are kept at least 24 hours; the sweep removes them after 48.
 const KEEP_HOURS: i32 = 48;
+/// How long a release may take before the lease expiry is left to free the key instead.
+const RELEASE_WITHIN: Duration = Duration::from_secs(5);
 
 /// The validated `Idempotency-Key` header: 1 to 255 visible ASCII characters.
 pub struct IdempotencyKey(pub String);
@@ -63,23 +68,57 @@ impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for IdempotencyK
 
 /// What a request holding a key should do.
 pub enum Claim {
-    /// This request is the first: do the work, then `complete` (or `release`).
-    First,
+    /// This request is the first (or took over an abandoned claim): book with this claim.
+    First(KeyClaim),
     /// An earlier request finished: answer with its response.
     Replay(Response),
 }
 
+/// A key this request holds, and the token that fences it.
+#[derive(Debug, Clone)]
+pub struct KeyClaim {
+    pub key: String,
+    pub token: Uuid,
+}
+
 /// Claims `key` for `user`, or waits for the request that did and returns its response.
-pub async fn claim(db: &PgPool, user: i32, key: &str, request_hash: &str) -> Result<Claim> {
-    let deadline = tokio::time::Instant::now() + WAIT_FOR_FIRST;
+/// Gives up by the request's commit deadline: 409 when the first is still running, 503 when
+/// the database did not answer.
+pub async fn claim(
+    db: &PgPool,
+    user: i32,
+    key: &str,
+    request_hash: &str,
+    start: RequestStart,
+) -> Result<Claim> {
+    tokio::time::timeout_at(
+        start.commit_by(),
+        claim_or_wait(db, user, key, request_hash, start),
+    )
+    .await
+    .unwrap_or_else(|_| Err(AppError::Unavailable("claiming an idempotency key".into())))
+}
+
+async fn claim_or_wait(
+    db: &PgPool,
+    user: i32,
+    key: &str,
+    request_hash: &str,
+    start: RequestStart,
+) -> Result<Claim> {
+    let token = Uuid::new_v4();
+    // Until then the claim is ours: this request will have answered by that time.
+    let until = start.answer_by_utc();
     loop {
         let claimed = sqlx::query(
-            "INSERT INTO idempotency_keys (user_id, key, request_hash) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
+            "INSERT INTO idempotency_keys (user_id, key, request_hash, claim_token, claimed_until) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
         )
         .bind(user)
         .bind(key)
         .bind(request_hash)
+        .bind(token)
+        .bind(until)
         .execute(db)
         .await
         .map_err(|e| match AppError::from(e) {
@@ -90,16 +129,17 @@ pub async fn claim(db: &PgPool, user: i32, key: &str, request_hash: &str) -> Res
         })?
         .rows_affected();
         if claimed == 1 {
-            return Ok(Claim::First);
+            return Ok(Claim::First(KeyClaim {
+                key: key.to_string(),
+                token,
+            }));
         }
         let stored: Option<(String, Option<i16>, Option<String>, bool)> = sqlx::query_as(
-            "SELECT request_hash, status_code, response_body, \
-                    created_at < now() - make_interval(secs => $3) \
+            "SELECT request_hash, status_code, response_body, claimed_until < now() \
              FROM idempotency_keys WHERE user_id = $1 AND key = $2",
         )
         .bind(user)
         .bind(key)
-        .bind(ABANDONED_AFTER_SECS)
         .fetch_optional(db)
         .await?;
         match stored {
@@ -114,12 +154,17 @@ pub async fn claim(db: &PgPool, user: i32, key: &str, request_hash: &str) -> Res
                 return Ok(Claim::Replay(replay(status, body)))
             }
             Some((_, _, _, true)) => {
-                return Err(AppError::conflict(
-                    "A request with this Idempotency-Key did not finish. Check your bookings \
-                     before retrying with a new key.",
-                ))
+                // Its request has answered without recording an outcome. If its transaction
+                // is still committing, this UPDATE waits for the row lock and then finds the
+                // outcome recorded (no row matches), and the loop replays it.
+                if take_over(db, user, key, token, until).await? {
+                    return Ok(Claim::First(KeyClaim {
+                        key: key.to_string(),
+                        token,
+                    }));
+                }
             }
-            Some(_) if tokio::time::Instant::now() >= deadline => {
+            Some(_) if tokio::time::Instant::now() + POLL >= start.commit_by() => {
                 return Err(AppError::conflict(
                     "A request with this Idempotency-Key is still in progress. Please try again.",
                 ))
@@ -127,6 +172,27 @@ pub async fn claim(db: &PgPool, user: i32, key: &str, request_hash: &str) -> Res
             Some(_) => tokio::time::sleep(POLL).await,
         }
     }
+}
+
+async fn take_over(
+    db: &PgPool,
+    user: i32,
+    key: &str,
+    token: Uuid,
+    until: chrono::DateTime<chrono::Utc>,
+) -> Result<bool> {
+    let taken = sqlx::query(
+        "UPDATE idempotency_keys SET claim_token = $3, claimed_until = $4 \
+         WHERE user_id = $1 AND key = $2 AND status_code IS NULL AND claimed_until < now()",
+    )
+    .bind(user)
+    .bind(key)
+    .bind(token)
+    .bind(until)
+    .execute(db)
+    .await?
+    .rows_affected();
+    Ok(taken == 1)
 }
 
 fn replay(status: i16, body: String) -> Response {
@@ -146,40 +212,87 @@ fn replay(status: i16, body: String) -> Response {
     response
 }
 
-/// Stores the first request's response and returns it. Server errors are not stored: the
-/// claim is released, so the client's retry runs again.
-pub async fn complete(db: &PgPool, user: i32, key: &str, response: Response) -> Result<Response> {
-    if response.status().is_server_error() {
-        release(db, user, key).await?;
-        return Ok(response);
-    }
-    let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("reading a response body: {e}")))?;
-    sqlx::query(
-        "UPDATE idempotency_keys SET status_code = $3, response_body = $4 \
-         WHERE user_id = $1 AND key = $2",
+/// One claim of a booking group: (user, key, token).
+pub type HeldKey<'a> = (i32, &'a KeyClaim);
+
+/// Inside the booking transaction, before anything is booked: locks the rows of the claims
+/// still held by these tokens and without an outcome. Returns, per claim, whether it is held;
+/// a claim that is not (taken over by a retry, or already recorded) must not book.
+pub async fn lock_held(
+    tx: &mut Transaction<'_, Postgres>,
+    claims: &[HeldKey<'_>],
+) -> Result<Vec<bool>> {
+    let users: Vec<i32> = claims.iter().map(|(user, _)| *user).collect();
+    let keys: Vec<&str> = claims.iter().map(|(_, c)| c.key.as_str()).collect();
+    let tokens: Vec<Uuid> = claims.iter().map(|(_, c)| c.token).collect();
+    let held: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT k.claim_token FROM idempotency_keys k \
+         JOIN UNNEST($1::integer[], $2::text[], $3::uuid[]) AS t(user_id, key, token) \
+           ON k.user_id = t.user_id AND k.key = t.key AND k.claim_token = t.token \
+         WHERE k.status_code IS NULL \
+         ORDER BY k.user_id, k.key \
+         FOR UPDATE OF k",
     )
-    .bind(user)
-    .bind(key)
-    .bind(i16::try_from(parts.status.as_u16()).unwrap_or(500))
-    .bind(String::from_utf8_lossy(&bytes).as_ref())
-    .execute(db)
+    .bind(&users)
+    .bind(&keys)
+    .bind(&tokens)
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(Response::from_parts(parts, Body::from(bytes)))
+    Ok(tokens.iter().map(|token| held.contains(token)).collect())
 }
 
-/// Gives up a claim that has no response, so the key can be used again.
-pub async fn release(db: &PgPool, user: i32, key: &str) -> Result<()> {
+/// Inside the booking transaction: the outcomes of held claims, `(user, claim, status, body)`.
+pub async fn record(
+    tx: &mut Transaction<'_, Postgres>,
+    outcomes: &[(i32, &KeyClaim, StatusCode, String)],
+) -> Result<()> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    let users: Vec<i32> = outcomes.iter().map(|o| o.0).collect();
+    let keys: Vec<&str> = outcomes.iter().map(|o| o.1.key.as_str()).collect();
+    let statuses: Vec<i16> = outcomes
+        .iter()
+        .map(|o| i16::try_from(o.2.as_u16()).unwrap_or(500))
+        .collect();
+    let bodies: Vec<&str> = outcomes.iter().map(|o| o.3.as_str()).collect();
     sqlx::query(
-        "DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND status_code IS NULL",
+        "UPDATE idempotency_keys k SET status_code = t.status, response_body = t.body \
+         FROM UNNEST($1::integer[], $2::text[], $3::smallint[], $4::text[]) \
+              AS t(user_id, key, status, body) \
+         WHERE k.user_id = t.user_id AND k.key = t.key",
     )
-    .bind(user)
-    .bind(key)
-    .execute(db)
+    .bind(&users)
+    .bind(&keys)
+    .bind(&statuses)
+    .bind(&bodies)
+    .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Gives up a claim whose request certainly booked nothing (its transaction never reached
+/// COMMIT), so a retry need not wait for the lease. In the background and bounded: if the
+/// database does not answer, the lease expires instead.
+pub fn release(db: &PgPool, user: i32, claim: &KeyClaim) {
+    let (db, key, token) = (db.clone(), claim.key.clone(), claim.token);
+    tokio::spawn(async move {
+        let deleted = sqlx::query(
+            "DELETE FROM idempotency_keys \
+             WHERE user_id = $1 AND key = $2 AND claim_token = $3 AND status_code IS NULL",
+        )
+        .bind(user)
+        .bind(&key)
+        .bind(token)
+        .execute(&db);
+        match tokio::time::timeout(RELEASE_WITHIN, deleted).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "releasing an idempotency key failed"),
+            Err(_) => {
+                tracing::warn!("releasing an idempotency key timed out; its lease will expire")
+            }
+        }
+    });
 }
 
 /// Deletes keys older than 48 hours; returns how many.

@@ -177,3 +177,15 @@ pub struct BookingListParams {
     #[param(value_type = Option<BookingStatus>)]
     pub status: Option<String>,
 }
+
+/// The body of a 201 from POST /bookings. Fresh answers and Idempotency-Key replays are both
+/// this exact text.
+pub fn confirmed_body(booking: &BookingWithEvent<BookedEvent>) -> String {
+    let envelope = BookingEnvelope {
+        success: true,
+        message: "Booking confirmed successfully",
+        data: booking,
+    };
+    // Plain structs of strings, numbers and timestamps always serialize.
+    serde_json::to_string(&envelope).unwrap_or_default()
+}

@@ -1,245 +1,19 @@
-//! Booking, listing, viewing and cancelling: the SQL with optimistic locking.
-//!
-//! Booking reads top to bottom as DESIGN.md describes it: in one transaction, read the event
-//! with its version, validate, version-checked UPDATE, insert, commit. A lost race rolls back
-//! (the transaction is dropped) and `retry_optimistic` retries from a fresh read. The same
-//! transaction books a whole group of requests for one event at once (see `lanes`); a single
-//! booking is a group of one.
+//! Listing, viewing and cancelling bookings (booking itself is in `book`, `group` and `lanes`).
 
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
+use super::job::{Booked, BookingRequest};
+use super::lanes::BookingLanes;
 use super::model::{
-    BookedEvent, Booking, BookingDetail, BookingStatus, BookingWithEvent, CancelledEvent,
-    ListedEvent, BOOKING_COLUMNS,
+    Booking, BookingDetail, BookingStatus, BookingWithEvent, CancelledEvent, ListedEvent,
+    BOOKING_COLUMNS,
 };
-use crate::auth::invalid_token;
 use crate::concurrency::{retry_optimistic, Attempt};
+use crate::db::commit::write_in_time;
 use crate::error::{AppError, Result};
-use crate::events::model::EventStatus;
-use crate::events::service::not_found as event_not_found;
+use crate::http::deadline::RequestStart;
 use crate::http::{Page, PageMeta};
-use crate::time::Timestamp;
-
-/// One request for seats.
-#[derive(Debug, Clone, Copy)]
-pub struct BookingRequest {
-    pub user_id: i32,
-    pub event_id: i32,
-    pub seats: i32,
-}
-
-/// The event as the booking transaction reads it.
-#[derive(sqlx::FromRow)]
-struct EventForBooking {
-    id: i32,
-    title: String,
-    event_date: Option<Timestamp>,
-    organizer_id: i32,
-    status: EventStatus,
-    available_seats: i32,
-    version: i64,
-    /// The requesting users that exist.
-    known_users: Vec<i32>,
-}
-
-fn high_demand() -> AppError {
-    AppError::conflict("Booking failed due to high demand. Please try again.")
-}
-
-/// One booking in its own transaction, retried on lost races: the algorithm of DESIGN.md.
-pub async fn book_direct(
-    db: &PgPool,
-    user_id: i32,
-    event_id: i32,
-    seats: i32,
-) -> Result<BookingWithEvent<BookedEvent>> {
-    let request = BookingRequest {
-        user_id,
-        event_id,
-        seats,
-    };
-    let mut outcomes = book_group_with_retry(db, event_id, &[request]).await?;
-    outcomes.pop().unwrap_or_else(|| Err(high_demand()))
-}
-
-/// Books a group of requests for one event, retrying the whole group on lost races.
-/// Returns one outcome per request, in order; `Err` only when the whole group failed.
-pub async fn book_group_with_retry(
-    db: &PgPool,
-    event_id: i32,
-    requests: &[BookingRequest],
-) -> Result<Vec<Result<BookingWithEvent<BookedEvent>>>> {
-    retry_optimistic(|| book_group(db, event_id, requests), high_demand).await
-}
-
-/// One attempt: read, validate each request in order against the seats the earlier ones
-/// left, take the accepted seats with one version-checked UPDATE, insert their bookings.
-async fn book_group(
-    db: &PgPool,
-    event_id: i32,
-    requests: &[BookingRequest],
-) -> Result<Attempt<Vec<Result<BookingWithEvent<BookedEvent>>>>> {
-    let mut tx = db.begin().await?;
-    let users: Vec<i32> = requests.iter().map(|r| r.user_id).collect();
-    let Some(event) = read_event(&mut tx, event_id, &users).await? else {
-        return Ok(Attempt::Done(
-            no_such_event(&mut tx, event_id, requests).await?,
-        ));
-    };
-    let mut available = event.available_seats;
-    let mut refusals: Vec<Option<AppError>> = Vec::with_capacity(requests.len());
-    let mut accepted: Vec<BookingRequest> = Vec::new();
-    for request in requests {
-        match check_bookable(&event, request, available) {
-            Ok(()) => {
-                available -= request.seats;
-                accepted.push(*request);
-                refusals.push(None);
-            }
-            Err(error) => refusals.push(Some(error)),
-        }
-    }
-    let mut bookings = Vec::new();
-    if !accepted.is_empty() {
-        bookings = take_seats_and_insert(&mut tx, &event, &accepted).await?;
-        if bookings.is_empty() {
-            return Ok(Attempt::Lost);
-        }
-        tx.commit().await?;
-    }
-    let summary = BookedEvent {
-        id: event.id,
-        title: event.title,
-        event_date: event.event_date,
-        organizer_id: event.organizer_id,
-    };
-    let mut bookings = bookings.into_iter();
-    let outcomes = refusals
-        .into_iter()
-        .map(|refusal| match refusal {
-            Some(error) => Err(error),
-            None => bookings
-                .next()
-                .map(|booking| BookingWithEvent {
-                    booking,
-                    event: summary.clone(),
-                })
-                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("a booking row is missing"))),
-        })
-        .collect();
-    Ok(Attempt::Done(outcomes))
-}
-
-/// Reads the event with its version, and which of `users` still exist (a token can outlive
-/// its user), in one round trip.
-async fn read_event(
-    tx: &mut Transaction<'_, Postgres>,
-    id: i32,
-    users: &[i32],
-) -> Result<Option<EventForBooking>> {
-    Ok(sqlx::query_as::<_, EventForBooking>(
-        "SELECT id, title, event_date, organizer_id, status, available_seats, version, \
-                ARRAY(SELECT u.id FROM users u WHERE u.id = ANY($2)) AS known_users \
-         FROM events WHERE id = $1",
-    )
-    .bind(id)
-    .bind(users)
-    .fetch_optional(&mut **tx)
-    .await?)
-}
-
-/// The answers when the event does not exist: 404, but 401 first for a token whose user is gone.
-async fn no_such_event(
-    tx: &mut Transaction<'_, Postgres>,
-    event_id: i32,
-    requests: &[BookingRequest],
-) -> Result<Vec<Result<BookingWithEvent<BookedEvent>>>> {
-    let users: Vec<i32> = requests.iter().map(|r| r.user_id).collect();
-    let known: Vec<i32> = sqlx::query_scalar("SELECT id FROM users WHERE id = ANY($1)")
-        .bind(&users)
-        .fetch_all(&mut **tx)
-        .await?;
-    Ok(requests
-        .iter()
-        .map(|request| {
-            Err(if known.contains(&request.user_id) {
-                event_not_found(event_id)
-            } else {
-                invalid_token()
-            })
-        })
-        .collect())
-}
-
-/// The booking rules, in the contract's order; `available` counts the seats that requests
-/// earlier in the same group have already taken.
-fn check_bookable(event: &EventForBooking, request: &BookingRequest, available: i32) -> Result<()> {
-    if !event.known_users.contains(&request.user_id) {
-        return Err(invalid_token());
-    }
-    // A draft does not exist for anyone but its organizer.
-    if event.status == EventStatus::Draft && event.organizer_id != request.user_id {
-        return Err(event_not_found(event.id));
-    }
-    if event.status != EventStatus::Published {
-        return Err(AppError::bad_request(format!(
-            "Event is not available for booking. Current status: {}",
-            event.status.as_str()
-        )));
-    }
-    if event
-        .event_date
-        .is_some_and(|date| date < chrono::Utc::now())
-    {
-        return Err(AppError::bad_request("Cannot book past events"));
-    }
-    if available < request.seats {
-        return Err(AppError::conflict(format!(
-            "Not enough seats available. Requested: {}, Available: {available}",
-            request.seats
-        )));
-    }
-    Ok(())
-}
-
-/// The version-checked write and the inserts, as one statement: the UPDATE matches no row when
-/// another writer changed the event since we read it, and then nothing is inserted and no row
-/// comes back (a lost race). The version grows by one per booking, as if they had been booked
-/// one by one. The rows come back in the order of `accepted`.
-async fn take_seats_and_insert(
-    tx: &mut Transaction<'_, Postgres>,
-    event: &EventForBooking,
-    accepted: &[BookingRequest],
-) -> Result<Vec<Booking>> {
-    let seats: i32 = accepted.iter().map(|r| r.seats).sum();
-    let users: Vec<i32> = accepted.iter().map(|r| r.user_id).collect();
-    let counts: Vec<i32> = accepted.iter().map(|r| r.seats).collect();
-    let references: Vec<Uuid> = accepted.iter().map(|_| Uuid::new_v4()).collect();
-    let sql = format!(
-        "WITH taken AS ( \
-             UPDATE events SET available_seats = available_seats - $3, \
-                    version = version + $4, updated_at = now() \
-             WHERE id = $1 AND version = $2 RETURNING id) \
-         INSERT INTO bookings AS b (user_id, event_id, seat_count, booking_reference) \
-         SELECT t.user_id, taken.id, t.seats, t.reference \
-         FROM taken, UNNEST($5::integer[], $6::integer[], $7::uuid[]) AS t(user_id, seats, reference) \
-         RETURNING {BOOKING_COLUMNS}"
-    );
-    let mut rows = sqlx::query_as::<_, Booking>(&sql)
-        .bind(event.id)
-        .bind(event.version)
-        .bind(seats)
-        .bind(accepted.len() as i32)
-        .bind(&users)
-        .bind(&counts)
-        .bind(&references)
-        .fetch_all(&mut **tx)
-        .await?;
-    // RETURNING's order is not promised: put the rows back in request order.
-    rows.sort_by_key(|row| references.iter().position(|r| *r == row.booking_reference));
-    Ok(rows)
-}
 
 /// The caller's own bookings, newest first.
 pub async fn list(
@@ -304,22 +78,26 @@ struct BookingForCancel {
     #[sqlx(flatten)]
     booking: Booking,
     title: String,
-    event_date: Option<Timestamp>,
+    /// The event is past by the database's clock.
+    past: bool,
     version: i64,
 }
 
 /// Cancels the caller's booking and releases its seats, exactly once: the status change is
-/// conditional on CONFIRMED, and the seat release is version-checked like a booking.
+/// conditional on CONFIRMED, and the seat release is version-checked like a booking. Answers
+/// by the request's deadlines with what was committed.
 pub async fn cancel(
     db: &PgPool,
     caller: i32,
     reference: Uuid,
+    start: RequestStart,
 ) -> Result<BookingWithEvent<CancelledEvent>> {
-    retry_optimistic(
+    let attempts = retry_optimistic(
         || async move {
             let mut tx = db.begin().await?;
             let sql = format!(
-                "SELECT {BOOKING_COLUMNS}, e.title, e.event_date, e.version \
+                "SELECT {BOOKING_COLUMNS}, e.title, COALESCE(e.event_date < now(), false) AS past, \
+                        e.version \
                  FROM bookings b JOIN events e ON e.id = b.event_id WHERE b.booking_reference = $1"
             );
             let found = sqlx::query_as::<_, BookingForCancel>(&sql)
@@ -342,18 +120,18 @@ pub async fn cancel(
             if !release_seats(&mut tx, &found).await? {
                 return Ok(Attempt::Lost);
             }
-            tx.commit().await?;
-            Ok(Attempt::Done(BookingWithEvent {
+            let cancelled = BookingWithEvent {
                 event: CancelledEvent {
                     id: cancelled.event_id,
                     title: found.title,
                 },
                 booking: cancelled,
-            }))
+            };
+            Ok(Attempt::Done((Some(tx), cancelled)))
         },
         || AppError::conflict("Cancellation failed due to high demand. Please try again."),
-    )
-    .await
+    );
+    write_in_time(start, attempts).await
 }
 
 fn already_cancelled() -> AppError {
@@ -367,10 +145,7 @@ fn check_cancellable(found: &BookingForCancel, caller: i32) -> Result<()> {
     if found.booking.status == BookingStatus::Cancelled {
         return Err(already_cancelled());
     }
-    if found
-        .event_date
-        .is_some_and(|date| date < chrono::Utc::now())
-    {
+    if found.past {
         return Err(AppError::bad_request(
             "Cannot cancel booking for past events",
         ));
@@ -394,4 +169,18 @@ async fn release_seats(
     .await?
     .rows_affected();
     Ok(written == 1)
+}
+
+/// One booking outside any HTTP request (the seed program): a group of one, in its own
+/// transaction, with the same rules and deadlines as POST /bookings.
+pub async fn book_direct(db: &PgPool, user_id: i32, event_id: i32, seats: i32) -> Booked {
+    let request = BookingRequest {
+        user_id,
+        event_id,
+        seats,
+        key: None,
+    };
+    BookingLanes::new(db.clone(), false)
+        .book(request, RequestStart::now())
+        .await
 }

@@ -1,5 +1,6 @@
 //! The connection pool, migrations, and the embedded local PostgreSQL.
 
+pub mod commit;
 pub mod embedded;
 
 use std::time::Duration;

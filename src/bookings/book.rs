@@ -1,0 +1,277 @@
+//! One attempt at booking a group of requests for one event, as DESIGN.md describes it: in one
+//! transaction, lock the requests' Idempotency-Key claims, read the event with its version,
+//! validate each request against the seats the earlier ones left, take the accepted seats with
+//! one version-checked UPDATE, insert their bookings, and record each key's outcome. The
+//! attempt stops short of COMMIT: the caller decides whether there is still time to send it
+//! (see `group`). A single booking is a group of one.
+
+use axum::http::StatusCode;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::idempotency::{self, KeyClaim};
+use super::job::{Booked, BookingRequest};
+use super::model::{confirmed_body, BookedEvent, Booking, BookingWithEvent, BOOKING_COLUMNS};
+use crate::auth::invalid_token;
+use crate::concurrency::Attempt;
+use crate::error::{AppError, Result};
+use crate::events::model::EventStatus;
+use crate::events::service::not_found as event_not_found;
+use crate::time::Timestamp;
+
+/// An attempt that is ready for COMMIT, with the answer for every request of the group.
+pub struct Prepared {
+    /// `None` when nothing was written (every request refused, no key to record).
+    pub tx: Option<Transaction<'static, Postgres>>,
+    pub outcomes: Vec<Booked>,
+    /// False when the event does not exist: its lane can end at once.
+    pub event_found: bool,
+}
+
+/// The event as the booking transaction reads it.
+#[derive(sqlx::FromRow)]
+struct EventForBooking {
+    id: i32,
+    title: String,
+    event_date: Option<Timestamp>,
+    /// In the past by the database's clock, the clock of every stored timestamp.
+    past: bool,
+    organizer_id: i32,
+    status: EventStatus,
+    available_seats: i32,
+    version: i64,
+    /// The requesting users that exist.
+    known_users: Vec<i32>,
+}
+
+pub fn high_demand() -> AppError {
+    AppError::conflict("Booking failed due to high demand. Please try again.")
+}
+
+fn taken_over() -> AppError {
+    AppError::Unavailable("the idempotency key was taken over by a retry".into())
+}
+
+pub async fn prepare_group(
+    db: &PgPool,
+    event_id: i32,
+    requests: &[BookingRequest],
+) -> Result<Attempt<Prepared>> {
+    let mut tx = db.begin().await?;
+    let held = lock_claims(&mut tx, requests).await?;
+    let users: Vec<i32> = requests.iter().map(|r| r.user_id).collect();
+    let Some(event) = read_event(&mut tx, event_id, &users).await? else {
+        let outcomes = no_such_event(&mut tx, event_id, requests, &held).await?;
+        return finish(tx, requests, outcomes, false, false).await;
+    };
+
+    let mut available = event.available_seats;
+    let mut refusals: Vec<Option<AppError>> = Vec::with_capacity(requests.len());
+    let mut accepted: Vec<&BookingRequest> = Vec::new();
+    for (request, held) in requests.iter().zip(&held) {
+        let checked = match held {
+            true => check_bookable(&event, request, available),
+            false => Err(taken_over()),
+        };
+        match checked {
+            Ok(()) => {
+                available -= request.seats;
+                accepted.push(request);
+                refusals.push(None);
+            }
+            Err(error) => refusals.push(Some(error)),
+        }
+    }
+    let mut bookings = Vec::new();
+    if !accepted.is_empty() {
+        bookings = take_seats_and_insert(&mut tx, &event, &accepted).await?;
+        if bookings.is_empty() {
+            return Ok(Attempt::Lost);
+        }
+    }
+    let summary = BookedEvent {
+        id: event.id,
+        title: event.title,
+        event_date: event.event_date,
+        organizer_id: event.organizer_id,
+    };
+    let mut bookings = bookings.into_iter();
+    let outcomes = refusals
+        .into_iter()
+        .map(|refusal| match refusal {
+            Some(error) => Err(error),
+            None => bookings
+                .next()
+                .map(|booking| BookingWithEvent {
+                    booking,
+                    event: summary.clone(),
+                })
+                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("a booking row is missing"))),
+        })
+        .collect();
+    finish(tx, requests, outcomes, !accepted.is_empty(), true).await
+}
+
+/// Per request, whether it may book: requests without a key always may; a keyed one only while
+/// its claim is still held by its token (a retry may have taken it over).
+async fn lock_claims(
+    tx: &mut Transaction<'_, Postgres>,
+    requests: &[BookingRequest],
+) -> Result<Vec<bool>> {
+    let claims: Vec<(i32, &KeyClaim)> = requests
+        .iter()
+        .filter_map(|r| r.key.as_ref().map(|key| (r.user_id, key)))
+        .collect();
+    let mut held = if claims.is_empty() {
+        Vec::new()
+    } else {
+        idempotency::lock_held(tx, &claims).await?
+    }
+    .into_iter();
+    Ok(requests
+        .iter()
+        .map(|r| r.key.is_none() || held.next().unwrap_or(false))
+        .collect())
+}
+
+/// Records the outcome of every held key in the transaction, and hands it over for COMMIT if
+/// it wrote anything.
+async fn finish(
+    mut tx: Transaction<'static, Postgres>,
+    requests: &[BookingRequest],
+    outcomes: Vec<Booked>,
+    booked: bool,
+    event_found: bool,
+) -> Result<Attempt<Prepared>> {
+    let mut records = Vec::new();
+    for (request, outcome) in requests.iter().zip(&outcomes) {
+        let Some(key) = &request.key else { continue };
+        let stored = match outcome {
+            Ok(booking) => Some((StatusCode::CREATED, confirmed_body(booking))),
+            // A claim taken over is the other request's to record.
+            Err(error) => error.client_body(),
+        };
+        if let Some((status, body)) = stored {
+            records.push((request.user_id, key, status, body));
+        }
+    }
+    idempotency::record(&mut tx, &records).await?;
+    let wrote = booked || !records.is_empty();
+    Ok(Attempt::Done(Prepared {
+        tx: wrote.then_some(tx),
+        outcomes,
+        event_found,
+    }))
+}
+
+/// Reads the event with its version, and which of `users` still exist (a token can outlive
+/// its user), in one round trip.
+async fn read_event(
+    tx: &mut Transaction<'_, Postgres>,
+    id: i32,
+    users: &[i32],
+) -> Result<Option<EventForBooking>> {
+    Ok(sqlx::query_as::<_, EventForBooking>(
+        "SELECT id, title, event_date, COALESCE(event_date < now(), false) AS past, \
+                organizer_id, status, available_seats, version, \
+                ARRAY(SELECT u.id FROM users u WHERE u.id = ANY($2)) AS known_users \
+         FROM events WHERE id = $1",
+    )
+    .bind(id)
+    .bind(users)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+/// The answers when the event does not exist: 404, but 401 first for a token whose user is gone.
+async fn no_such_event(
+    tx: &mut Transaction<'_, Postgres>,
+    event_id: i32,
+    requests: &[BookingRequest],
+    held: &[bool],
+) -> Result<Vec<Booked>> {
+    let users: Vec<i32> = requests.iter().map(|r| r.user_id).collect();
+    let known: Vec<i32> = sqlx::query_scalar("SELECT id FROM users WHERE id = ANY($1)")
+        .bind(&users)
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(requests
+        .iter()
+        .zip(held)
+        .map(|(request, held)| {
+            Err(if !held {
+                taken_over()
+            } else if known.contains(&request.user_id) {
+                event_not_found(event_id)
+            } else {
+                invalid_token()
+            })
+        })
+        .collect())
+}
+
+/// The booking rules, in the contract's order; `available` counts the seats that requests
+/// earlier in the same group have already taken.
+fn check_bookable(event: &EventForBooking, request: &BookingRequest, available: i32) -> Result<()> {
+    if !event.known_users.contains(&request.user_id) {
+        return Err(invalid_token());
+    }
+    // A draft does not exist for anyone but its organizer.
+    if event.status == EventStatus::Draft && event.organizer_id != request.user_id {
+        return Err(event_not_found(event.id));
+    }
+    if event.status != EventStatus::Published {
+        return Err(AppError::bad_request(format!(
+            "Event is not available for booking. Current status: {}",
+            event.status.as_str()
+        )));
+    }
+    if event.past {
+        return Err(AppError::bad_request("Cannot book past events"));
+    }
+    if available < request.seats {
+        return Err(AppError::conflict(format!(
+            "Not enough seats available. Requested: {}, Available: {available}",
+            request.seats
+        )));
+    }
+    Ok(())
+}
+
+/// The version-checked write and the inserts, as one statement: the UPDATE matches no row when
+/// another writer changed the event since we read it, and then nothing is inserted and no row
+/// comes back (a lost race). The version grows by one per booking, as if they had been booked
+/// one by one. The rows come back in the order of `accepted`.
+async fn take_seats_and_insert(
+    tx: &mut Transaction<'_, Postgres>,
+    event: &EventForBooking,
+    accepted: &[&BookingRequest],
+) -> Result<Vec<Booking>> {
+    let seats: i32 = accepted.iter().map(|r| r.seats).sum();
+    let users: Vec<i32> = accepted.iter().map(|r| r.user_id).collect();
+    let counts: Vec<i32> = accepted.iter().map(|r| r.seats).collect();
+    let references: Vec<Uuid> = accepted.iter().map(|_| Uuid::new_v4()).collect();
+    let sql = format!(
+        "WITH taken AS ( \
+             UPDATE events SET available_seats = available_seats - $3, \
+                    version = version + $4, updated_at = now() \
+             WHERE id = $1 AND version = $2 RETURNING id) \
+         INSERT INTO bookings AS b (user_id, event_id, seat_count, booking_reference) \
+         SELECT t.user_id, taken.id, t.seats, t.reference \
+         FROM taken, UNNEST($5::integer[], $6::integer[], $7::uuid[]) AS t(user_id, seats, reference) \
+         RETURNING {BOOKING_COLUMNS}"
+    );
+    let mut rows = sqlx::query_as::<_, Booking>(&sql)
+        .bind(event.id)
+        .bind(event.version)
+        .bind(seats)
+        .bind(accepted.len() as i64)
+        .bind(&users)
+        .bind(&counts)
+        .bind(&references)
+        .fetch_all(&mut **tx)
+        .await?;
+    // RETURNING's order is not promised: put the rows back in request order.
+    rows.sort_by_key(|row| references.iter().position(|r| *r == row.booking_reference));
+    Ok(rows)
+}
