@@ -14,6 +14,7 @@ use super::job::{Booked, BookingRequest};
 use super::model::{confirmed_body, BookedEvent, Booking, BookingWithEvent, BOOKING_COLUMNS};
 use crate::auth::invalid_token;
 use crate::concurrency::Attempt;
+use crate::db::commit::begin;
 use crate::error::{AppError, Result};
 use crate::events::model::EventStatus;
 use crate::events::service::not_found as event_not_found;
@@ -57,7 +58,7 @@ pub async fn prepare_group(
     event_id: i32,
     requests: &[BookingRequest],
 ) -> Result<Attempt<Prepared>> {
-    let mut tx = db.begin().await?;
+    let mut tx = begin(db).await?;
     let held = lock_claims(&mut tx, requests).await?;
     let users: Vec<i32> = requests.iter().map(|r| r.user_id).collect();
     let Some(event) = read_event(&mut tx, event_id, &users).await? else {

@@ -10,6 +10,7 @@ use super::model::{
     BOOKING_COLUMNS,
 };
 use crate::concurrency::{retry_optimistic, Attempt};
+use crate::db::commit::begin;
 use crate::db::commit::write_in_time;
 use crate::error::{AppError, Result};
 use crate::http::deadline::RequestStart;
@@ -94,7 +95,7 @@ pub async fn cancel(
 ) -> Result<BookingWithEvent<CancelledEvent>> {
     let attempts = retry_optimistic(
         || async move {
-            let mut tx = db.begin().await?;
+            let mut tx = begin(db).await?;
             let sql = format!(
                 "SELECT {BOOKING_COLUMNS}, e.title, COALESCE(e.event_date < now(), false) AS past, \
                         e.version \

@@ -6,13 +6,26 @@
 
 use std::future::Future;
 
-use sqlx::{Postgres, Transaction};
+use sqlx::{PgPool, Postgres, Transaction};
 use tokio::time::{timeout_at, Instant};
 
 use crate::error::{AppError, Result};
 use crate::http::deadline::RequestStart;
 
 pub type Tx = Transaction<'static, Postgres>;
+
+/// Starts a transaction in a way that survives the caller's cancellation. sqlx's `begin()`
+/// dropped while BEGIN is in flight (a deadline over a stalled database) forgets it sent BEGIN:
+/// the connection goes back to the pool inside a transaction nobody will end, and the next
+/// "autocommit" statements on it are never committed. Run in a task of its own, BEGIN always
+/// completes; if nobody awaits the transaction any more, dropping it rolls it back properly.
+pub async fn begin(db: &PgPool) -> Result<Tx> {
+    let db = db.clone();
+    tokio::spawn(async move { db.begin().await })
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+        .map_err(AppError::from)
+}
 
 /// Runs `work` (which ends with a transaction ready to commit) by the request's commit
 /// deadline, then commits it and waits for the answer by the request's answer deadline.

@@ -7,6 +7,7 @@ mod events;
 mod helpers;
 mod idempotency;
 mod limits;
+mod never_twice;
 mod ops;
 mod outage;
 mod races;

@@ -25,7 +25,7 @@ async fn start_cluster(dir: &Path, port: Option<u16>) -> EmbeddedPostgres {
 }
 
 /// A server on a cluster of the test's own, which the test may stop, freeze and restart.
-async fn app_on_own_cluster() -> (PathBuf, EmbeddedPostgres, TestApp) {
+pub async fn app_on_own_cluster() -> (PathBuf, EmbeddedPostgres, TestApp) {
     let dir = test_cluster_dir().join(format!("own-{}", uuid::Uuid::new_v4().simple()));
     let cluster = start_cluster(&dir, None).await;
     cluster.create_database("app").await.expect("database");
@@ -90,7 +90,7 @@ async fn requests_fail_fast_with_503_while_the_database_is_down_and_recover_afte
 }
 
 /// Sends `signal` to the cluster's postmaster and all its backends.
-fn signal_cluster(dir: &std::path::Path, signal: &str) {
+pub fn signal_cluster(dir: &std::path::Path, signal: &str) {
     let pid_file = std::fs::read_to_string(dir.join("postmaster.pid")).expect("postmaster.pid");
     let postmaster = pid_file.lines().next().expect("pid").trim().to_string();
     let children = Command::new("pgrep")
