@@ -127,6 +127,10 @@ pub struct TestApp {
     pub client: Client,
     pub db: PgPool,
     pub db_options: PgConnectOptions,
+    /// The per-test database this `TestApp` created, dropped with it. `None` for a second
+    /// instance on the same database and for a server on a pool of the caller's: only the
+    /// `TestApp` that created a database drops it.
+    owned_database: Option<String>,
 }
 
 impl TestApp {
@@ -153,9 +157,12 @@ impl TestApp {
         let db_options = shared.admin.clone().database(&name);
         let db = db::pool(db_options.clone(), 20, Duration::from_secs(5));
         let database_url = shared.url_template.replace("{db}", &name);
-        Self::start_server(db.clone(), settings)
-            .await
-            .with_db(db, db_options, database_url)
+        let mut app =
+            Self::start_server(db.clone(), settings)
+                .await
+                .with_db(db, db_options, database_url);
+        app.owned_database = Some(name);
+        app
     }
 
     /// A server on a pool of the caller's (e.g. to a cluster the test stops and restarts).
@@ -276,6 +283,46 @@ impl ServerOnly {
             client: Client::new(),
             db,
             db_options,
+            owned_database: None,
+        }
+    }
+}
+
+impl Drop for TestApp {
+    /// Drops the test's database (if this `TestApp` created it), so a run leaves none behind.
+    ///
+    /// `Drop` may run on a runtime's thread (where nothing may block on a future), so the
+    /// `DROP DATABASE` runs on a thread of its own with a small runtime, and we wait for it:
+    /// otherwise the process could end before the last tests' databases are gone. `WITH (FORCE)`
+    /// ends the connections still open to it (this app's pool, a second instance's, a server
+    /// still running on the test's runtime). Never panics: a failure is only reported.
+    fn drop(&mut self) {
+        let Some(name) = self.owned_database.take() else {
+            return;
+        };
+        let admin = shared_database().admin.clone();
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async move {
+                let mut conn = PgConnection::connect_with(&admin)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                conn.close().await.ok();
+                Ok::<(), String>(())
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => eprintln!("dropping a test database failed: {error}"),
+            Err(_) => eprintln!("dropping a test database panicked"),
         }
     }
 }
