@@ -18,6 +18,11 @@ use sqlx::{Connection, PgConnection, PgPool};
 
 pub const JWT_SECRET: &str = "test-secret-that-is-at-least-32-bytes-long";
 pub const PASSWORD: &str = "Str0ng!Passw0rd";
+/// The 401 message for a token that is malformed, forged, expired, or whose user is gone
+/// (`Unauthorized` is the message when there is no token at all).
+pub const INVALID_TOKEN: &str = "Invalid or expired token";
+/// The 400 message for a path id that is not an integer from 1 to 2147483647.
+pub const BAD_ID: &str = "Validation failed (id must be an integer from 1 to 2147483647)";
 
 struct SharedDatabase {
     admin: PgConnectOptions,

@@ -3,14 +3,24 @@ use serde_json::json;
 use crate::bookings::{booking, published_event, seat_state};
 use crate::helpers::{assert_error, parts, TestApp, PASSWORD};
 
-fn assert_429(response: &reqwest::Response) {
-    assert_eq!(response.status(), 429);
-    let retry_after: u64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=60).contains(&retry_after), "Retry-After {retry_after}");
+/// A 429 with its Retry-After header (seconds) and the error body.
+async fn assert_429(response: reqwest::Response) {
+    let retry_after: Option<u64> = response
+        .headers()
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok());
+    let (status, body) = parts(response).await;
+    assert_error(
+        status,
+        &body,
+        429,
+        "Too many requests, please try again later",
+    );
+    assert!(
+        retry_after.is_some_and(|seconds| (1..=60).contains(&seconds)),
+        "Retry-After {retry_after:?}"
+    );
 }
 
 #[tokio::test]
@@ -26,19 +36,10 @@ async fn login_and_register_are_limited_per_client_ip() {
         let response = app.post("/auth/login", None, &login).await; // 2, 3
         assert_eq!(response.status(), 200);
     }
-    let response = app.post("/auth/login", None, &login).await;
-    assert_429(&response);
-    let (status, body) = parts(response).await;
-    assert_error(
-        status,
-        &body,
-        429,
-        "Too many requests, please try again later",
-    );
+    assert_429(app.post("/auth/login", None, &login).await).await;
 
     let register = json!({ "firstname": "A", "lastname": "B", "email": "new@example.com", "password": PASSWORD });
-    let response = app.post("/auth/register", None, &register).await;
-    assert_429(&response);
+    assert_429(app.post("/auth/register", None, &register).await).await;
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
         .fetch_one(&app.db)
         .await
@@ -67,10 +68,11 @@ async fn bookings_are_limited_per_user() {
             .await;
         assert_eq!(response.status(), 201);
     }
-    let response = app
-        .post("/bookings", Some(&first), &booking(event_id, 1))
-        .await;
-    assert_429(&response);
+    assert_429(
+        app.post("/bookings", Some(&first), &booking(event_id, 1))
+            .await,
+    )
+    .await;
     let response = app
         .post("/bookings", Some(&second), &booking(event_id, 1))
         .await;
@@ -91,7 +93,7 @@ async fn limits_can_be_switched_off() {
     .await;
     let login = json!({ "email": "nobody@example.com", "password": PASSWORD });
     for _ in 0..5 {
-        let response = app.post("/auth/login", None, &login).await;
-        assert_eq!(response.status(), 401);
+        let (status, body) = parts(app.post("/auth/login", None, &login).await).await;
+        assert_error(status, &body, 401, "Invalid email or password");
     }
 }
