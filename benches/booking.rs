@@ -542,7 +542,7 @@ async fn direct(db: &PgPool, users: &Arc<Vec<User>>, target: Target, tasks: usiz
             let user = users[task % users.len()].id;
             let mut ok = 0usize;
             while start.elapsed() < CEILING_FOR {
-                if bookings::book_direct(&db, user, target.pick(), 1)
+                if bookings::book_direct(&db, user, target.pick(), None, 1)
                     .await
                     .is_ok()
                 {

@@ -14,6 +14,7 @@ use event_booking::config::Config;
 use event_booking::db::{self, Database};
 use event_booking::events::model::CreateEventRequest;
 use event_booking::events::service as events;
+use event_booking::events::ticket_types::model::NewTicketType;
 use sqlx::PgPool;
 
 const PASSWORD: &str = "Demo!Passw0rd";
@@ -64,12 +65,25 @@ const EVENTS: [(&str, &str, i64, &str, i64); 6] = [
     ),
 ];
 
-/// (user index, event title, seats).
-const BOOKINGS: [(usize, &str, i32); 4] = [
-    (0, "Rust Meetup", 2),
-    (1, "Rust Meetup", 1),
-    (1, "Jazz Night", 4),
-    (2, "Tech Conference 2027", 3),
+/// A ticket type to seed: (name, price in cents, seats).
+type SeedType = (&'static str, i64, i64);
+
+/// The seeded event that sells two kinds of seats: (title, venue, city, currency, types). Its
+/// seats add up to its entry in `EVENTS`.
+const TYPED_EVENT: (&str, &str, &str, &str, [SeedType; 2]) = (
+    "Tech Conference 2027",
+    "Kongresshaus",
+    "Zürich",
+    "CHF",
+    [("VIP", 45_000, 50), ("General", 19_000, 450)],
+);
+
+/// (user index, event title, ticket type name, seats).
+const BOOKINGS: [(usize, &str, Option<&str>, i32); 4] = [
+    (0, "Rust Meetup", None, 2),
+    (1, "Rust Meetup", None, 1),
+    (1, "Jazz Night", None, 4),
+    (2, "Tech Conference 2027", Some("General"), 3),
 ];
 
 #[tokio::main]
@@ -135,31 +149,64 @@ async fn seed(db: &PgPool) -> anyhow::Result<usize> {
     }
     for (title, description, seats, status, days) in EVENTS {
         if event_id(db, organizer, title).await?.is_none() {
-            let body = CreateEventRequest {
+            let mut body = CreateEventRequest {
                 title: Some(title.into()),
                 description: Some(description.into()),
+                venue: None,
+                city: None,
+                currency: None,
                 total_seats: Some(seats),
+                ticket_types: None,
                 status: Some(status.into()),
                 event_date: Some((Utc::now() + Duration::days(days)).to_rfc3339()),
             };
+            let (typed, venue, city, currency, types) = TYPED_EVENT;
+            if title == typed {
+                body.venue = Some(venue.into());
+                body.city = Some(city.into());
+                body.currency = Some(currency.into());
+                body.ticket_types = Some(
+                    types
+                        .iter()
+                        .map(|(name, price, seats)| NewTicketType {
+                            name: Some(name.to_string()),
+                            price_cents: Some(*price),
+                            total_seats: Some(*seats),
+                        })
+                        .collect(),
+                );
+            }
             events::create(db, organizer, body).await?;
             created += 1;
         }
     }
-    for (user_index, title, seats) in BOOKINGS {
+    for (user_index, title, type_name, seats) in BOOKINGS {
         let user_id = user_ids[user_index];
         let event = event_id(db, organizer, title)
             .await?
             .context("a seeded event is missing")?;
+        let ticket_type: Option<i32> = match type_name {
+            Some(name) => Some(
+                sqlx::query_scalar("SELECT id FROM ticket_types WHERE event_id = $1 AND name = $2")
+                    .bind(event)
+                    .bind(name)
+                    .fetch_one(db)
+                    .await?,
+            ),
+            None => None,
+        };
         let booked: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM bookings WHERE user_id = $1 AND event_id = $2)",
+            "SELECT EXISTS (SELECT 1 FROM bookings \
+                            WHERE user_id = $1 AND event_id = $2 \
+                              AND ($3::integer IS NULL OR ticket_type_id = $3))",
         )
         .bind(user_id)
         .bind(event)
+        .bind(ticket_type)
         .fetch_one(db)
         .await?;
         if !booked {
-            bookings::book_direct(db, user_id, event, seats).await?;
+            bookings::book_direct(db, user_id, event, ticket_type, seats).await?;
             created += 1;
         }
     }

@@ -18,6 +18,7 @@ use crate::db::commit::begin;
 use crate::error::{AppError, Result};
 use crate::events::model::EventStatus;
 use crate::events::service::not_found as event_not_found;
+use crate::events::ticket_types::service::not_found as ticket_type_not_found;
 use crate::time::Timestamp;
 
 /// An attempt that is ready for COMMIT, with the answer for every request of the group.
@@ -39,10 +40,19 @@ struct EventForBooking {
     past: bool,
     organizer_id: i32,
     status: EventStatus,
-    available_seats: i32,
     version: i64,
+    /// The event's ticket types, in `id` order: ids, prices and seats left.
+    type_ids: Vec<i32>,
+    type_prices: Vec<i32>,
+    type_available: Vec<i32>,
     /// The requesting users that exist.
     known_users: Vec<i32>,
+}
+
+/// A request the attempt accepted, and its type (an index into the event's types).
+struct Accepted<'a> {
+    request: &'a BookingRequest,
+    type_index: usize,
 }
 
 pub fn high_demand() -> AppError {
@@ -66,18 +76,22 @@ pub async fn prepare_group(
         return finish(tx, requests, outcomes, false, false).await;
     };
 
-    let mut available = event.available_seats;
+    // Seats left per type, as the requests earlier in the group leave them.
+    let mut available = event.type_available.clone();
     let mut refusals: Vec<Option<AppError>> = Vec::with_capacity(requests.len());
-    let mut accepted: Vec<&BookingRequest> = Vec::new();
+    let mut accepted: Vec<Accepted> = Vec::new();
     for (request, held) in requests.iter().zip(&held) {
         let checked = match held {
-            true => check_bookable(&event, request, available),
+            true => check_bookable(&event, request, &available),
             false => Err(taken_over()),
         };
         match checked {
-            Ok(()) => {
-                available -= request.seats;
-                accepted.push(request);
+            Ok(type_index) => {
+                available[type_index] -= request.seats;
+                accepted.push(Accepted {
+                    request,
+                    type_index,
+                });
                 refusals.push(None);
             }
             Err(error) => refusals.push(Some(error)),
@@ -173,10 +187,13 @@ async fn read_event(
     users: &[i32],
 ) -> Result<Option<EventForBooking>> {
     Ok(sqlx::query_as::<_, EventForBooking>(
-        "SELECT id, title, event_date, COALESCE(event_date < now(), false) AS past, \
-                organizer_id, status, available_seats, version, \
+        "SELECT e.id, e.title, e.event_date, COALESCE(e.event_date < now(), false) AS past, \
+                e.organizer_id, e.status, e.version, \
+                ARRAY(SELECT t.id FROM ticket_types t WHERE t.event_id = e.id ORDER BY t.id) AS type_ids, \
+                ARRAY(SELECT t.price_cents FROM ticket_types t WHERE t.event_id = e.id ORDER BY t.id) AS type_prices, \
+                ARRAY(SELECT t.available_seats FROM ticket_types t WHERE t.event_id = e.id ORDER BY t.id) AS type_available, \
                 ARRAY(SELECT u.id FROM users u WHERE u.id = ANY($2)) AS known_users \
-         FROM events WHERE id = $1",
+         FROM events e WHERE e.id = $1",
     )
     .bind(id)
     .bind(users)
@@ -211,9 +228,13 @@ async fn no_such_event(
         .collect())
 }
 
-/// The booking rules, in the contract's order; `available` counts the seats that requests
-/// earlier in the same group have already taken.
-fn check_bookable(event: &EventForBooking, request: &BookingRequest, available: i32) -> Result<()> {
+/// The booking rules, in the contract's order; `available` counts, per type, the seats that
+/// requests earlier in the same group have already taken. Returns the chosen type's index.
+fn check_bookable(
+    event: &EventForBooking,
+    request: &BookingRequest,
+    available: &[i32],
+) -> Result<usize> {
     if !event.known_users.contains(&request.user_id) {
         return Err(invalid_token());
     }
@@ -230,36 +251,77 @@ fn check_bookable(event: &EventForBooking, request: &BookingRequest, available: 
     if event.past {
         return Err(AppError::bad_request("Cannot book past events"));
     }
-    if available < request.seats {
+    let type_index = match request.ticket_type_id {
+        Some(id) => event
+            .type_ids
+            .iter()
+            .position(|t| *t == id)
+            .ok_or_else(|| ticket_type_not_found(id))?,
+        None if event.type_ids.len() == 1 => 0,
+        None => {
+            return Err(AppError::bad_request(
+                "ticketTypeId is required: this event has several ticket types",
+            ))
+        }
+    };
+    let left = available.get(type_index).copied().unwrap_or(0);
+    if left < request.seats {
         return Err(AppError::conflict(format!(
-            "Not enough seats available. Requested: {}, Available: {available}",
+            "Not enough seats available. Requested: {}, Available: {left}",
             request.seats
         )));
     }
-    Ok(())
+    Ok(type_index)
 }
 
-/// The version-checked write and the inserts, as one statement: the UPDATE matches no row when
-/// another writer changed the event since we read it, and then nothing is inserted and no row
-/// comes back (a lost race). The version grows by one per booking, as if they had been booked
-/// one by one. The rows come back in the order of `accepted`.
+/// The version-checked write and the inserts, as one statement: the UPDATE of the event
+/// matches no row when another writer changed the event since we read it, and then no type is
+/// touched, nothing is inserted and no row comes back (a lost race). The version grows by one
+/// per booking, as if they had been booked one by one; each type gives up its own seats. The
+/// rows come back in the order of `accepted`.
 async fn take_seats_and_insert(
     tx: &mut Transaction<'_, Postgres>,
     event: &EventForBooking,
-    accepted: &[&BookingRequest],
+    accepted: &[Accepted<'_>],
 ) -> Result<Vec<Booking>> {
-    let seats: i32 = accepted.iter().map(|r| r.seats).sum();
-    let users: Vec<i32> = accepted.iter().map(|r| r.user_id).collect();
-    let counts: Vec<i32> = accepted.iter().map(|r| r.seats).collect();
+    let seats: i32 = accepted.iter().map(|a| a.request.seats).sum();
+    let mut per_type = vec![0i32; event.type_ids.len()];
+    for a in accepted {
+        per_type[a.type_index] += a.request.seats;
+    }
+    let (taken_types, taken_seats): (Vec<i32>, Vec<i32>) = event
+        .type_ids
+        .iter()
+        .zip(&per_type)
+        .filter(|(_, seats)| **seats > 0)
+        .map(|(id, seats)| (*id, *seats))
+        .unzip();
+    let users: Vec<i32> = accepted.iter().map(|a| a.request.user_id).collect();
+    let types: Vec<i32> = accepted
+        .iter()
+        .map(|a| event.type_ids[a.type_index])
+        .collect();
+    let counts: Vec<i32> = accepted.iter().map(|a| a.request.seats).collect();
+    let prices: Vec<i64> = accepted
+        .iter()
+        .map(|a| i64::from(a.request.seats) * i64::from(event.type_prices[a.type_index]))
+        .collect();
     let references: Vec<Uuid> = accepted.iter().map(|_| Uuid::new_v4()).collect();
     let sql = format!(
         "WITH taken AS ( \
              UPDATE events SET available_seats = available_seats - $3, \
                     version = version + $4, updated_at = now() \
-             WHERE id = $1 AND version = $2 RETURNING id) \
-         INSERT INTO bookings AS b (user_id, event_id, seat_count, booking_reference) \
-         SELECT t.user_id, taken.id, t.seats, t.reference \
-         FROM taken, UNNEST($5::integer[], $6::integer[], $7::uuid[]) AS t(user_id, seats, reference) \
+             WHERE id = $1 AND version = $2 RETURNING id), \
+         types AS ( \
+             UPDATE ticket_types tt SET available_seats = tt.available_seats - x.seats, \
+                    updated_at = now() \
+             FROM taken, UNNEST($5::integer[], $6::integer[]) AS x(type_id, seats) \
+             WHERE tt.id = x.type_id AND tt.event_id = taken.id) \
+         INSERT INTO bookings AS b \
+             (user_id, event_id, ticket_type_id, seat_count, total_price_cents, booking_reference) \
+         SELECT t.user_id, taken.id, t.type_id, t.seats, t.price, t.reference \
+         FROM taken, UNNEST($7::integer[], $8::integer[], $9::integer[], $10::bigint[], $11::uuid[]) \
+              AS t(user_id, type_id, seats, price, reference) \
          RETURNING {BOOKING_COLUMNS}"
     );
     let mut rows = sqlx::query_as::<_, Booking>(&sql)
@@ -267,8 +329,12 @@ async fn take_seats_and_insert(
         .bind(event.version)
         .bind(seats)
         .bind(accepted.len() as i64)
+        .bind(&taken_types)
+        .bind(&taken_seats)
         .bind(&users)
+        .bind(&types)
         .bind(&counts)
+        .bind(&prices)
         .bind(&references)
         .fetch_all(&mut **tx)
         .await?;

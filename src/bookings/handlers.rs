@@ -36,11 +36,11 @@ use crate::state::AppState;
         (status = 201, description = "Booking confirmed (or replayed for an Idempotency-Key)",
             body = BookingEnvelope<BookingWithEvent<BookedEvent>>,
             headers(("Idempotent-Replayed" = String, description = "`true` on a replayed response"))),
-        (status = 400, description = "Validation failed; event not PUBLISHED; event in the past", body = ErrorBody,
+        (status = 400, description = "Validation failed; event not PUBLISHED; event in the past; ticketTypeId required (several types)", body = ErrorBody,
             example = json!({ "statusCode": 400, "message": "Cannot book past events", "error": "Bad Request" })),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
-        (status = 404, description = "Event with ID 7 not found", body = ErrorBody),
-        (status = 409, description = "Not enough seats, or lost the race 3 times (high demand)", body = ErrorBody,
+        (status = 404, description = "Event with ID 7 not found; Ticket type with ID 9 not found", body = ErrorBody),
+        (status = 409, description = "Not enough seats (of the chosen type), or lost the race 3 times (high demand)", body = ErrorBody,
             example = json!({ "statusCode": 409, "message": "Not enough seats available. Requested: 5, Available: 3", "error": "Conflict" })),
         (status = 422, description = "Idempotency-Key reused with a different request", body = ErrorBody),
         (status = 429, description = "Too many bookings by this user; see Retry-After", body = ErrorBody),
@@ -63,10 +63,19 @@ pub async fn create_booking(
         i32::try_from(event_id).map_err(|_| AppError::bad_request("eventId is out of range"))?;
     let seats =
         i32::try_from(seats).map_err(|_| AppError::bad_request("seatCount is out of range"))?;
+    let ticket_type_id = match body.ticket_type_id {
+        Some(id) => Some(
+            i32::try_from(id).map_err(|_| AppError::bad_request("ticketTypeId is out of range"))?,
+        ),
+        None => None,
+    };
     let key = match key {
         None => None,
         Some(IdempotencyKey(key)) => {
-            let request_hash = format!("eventId={event_id};seatCount={seats}");
+            let mut request_hash = format!("eventId={event_id};seatCount={seats}");
+            if let Some(id) = ticket_type_id {
+                request_hash.push_str(&format!(";ticketTypeId={id}"));
+            }
             match idempotency::claim(&state.db, caller.id, &key, &request_hash, start).await? {
                 Claim::Replay(response) => return Ok(response),
                 Claim::First(claim) => Some(claim),
@@ -76,6 +85,7 @@ pub async fn create_booking(
     let request = BookingRequest {
         user_id: caller.id,
         event_id,
+        ticket_type_id,
         seats,
         key,
     };

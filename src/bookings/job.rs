@@ -23,6 +23,8 @@ pub type Booked = Result<BookingWithEvent<BookedEvent>>;
 pub struct BookingRequest {
     pub user_id: i32,
     pub event_id: i32,
+    /// `None`: the event's only type (refused when it has several).
+    pub ticket_type_id: Option<i32>,
     pub seats: i32,
     /// The Idempotency-Key this request holds, if it sent one.
     pub key: Option<KeyClaim>,

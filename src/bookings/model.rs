@@ -31,8 +31,13 @@ pub struct Booking {
     pub user_id: i32,
     #[schema(example = 7)]
     pub event_id: i32,
+    #[schema(example = 9)]
+    pub ticket_type_id: i32,
     #[schema(example = 2)]
     pub seat_count: i32,
+    /// `seatCount` × the type's price at the moment of booking.
+    #[schema(example = 50000)]
+    pub total_price_cents: i64,
     pub status: BookingStatus,
     /// The booking's public handle.
     #[schema(example = "9b2f4c3e-8f1a-4d2b-a6c7-1e5d3f9a0b4c")]
@@ -46,17 +51,20 @@ pub struct Booking {
 }
 
 /// The columns of `Booking`, for every query that reads one (table alias `b`).
-pub const BOOKING_COLUMNS: &str = "b.id, b.user_id, b.event_id, b.seat_count, b.status, \
-    b.booking_reference, b.created_at, b.updated_at";
+pub const BOOKING_COLUMNS: &str = "b.id, b.user_id, b.event_id, b.ticket_type_id, \
+    b.seat_count, b.total_price_cents, b.status, b.booking_reference, b.created_at, b.updated_at";
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-#[schema(example = json!({ "eventId": 7, "seatCount": 2 }))]
+#[schema(example = json!({ "eventId": 7, "seatCount": 2, "ticketTypeId": 9 }))]
 pub struct CreateBookingRequest {
     #[schema(value_type = i32, minimum = 1)]
     pub event_id: Option<i64>,
     #[schema(value_type = i32, minimum = 1, maximum = 1000000)]
     pub seat_count: Option<i64>,
+    /// Required when the event has several ticket types; else its only type.
+    #[schema(value_type = Option<i32>, minimum = 1)]
+    pub ticket_type_id: Option<i64>,
 }
 
 impl Validate for CreateBookingRequest {
@@ -69,6 +77,9 @@ impl Validate for CreateBookingRequest {
         match self.seat_count {
             Some(seats) => rules.range("seatCount", seats, 1, MAX_SEATS),
             None => rules.fail("seatCount", "seatCount should not be empty"),
+        }
+        if let Some(id) = self.ticket_type_id {
+            rules.range("ticketTypeId", id, 1, i64::from(i32::MAX));
         }
         rules.finish()
     }

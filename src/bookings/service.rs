@@ -154,30 +154,44 @@ fn check_cancellable(found: &BookingForCancel, caller: i32) -> Result<()> {
     Ok(())
 }
 
+/// The version-checked release, on the event and (only if that wins) on the booking's type,
+/// in one statement.
 async fn release_seats(
     tx: &mut Transaction<'_, Postgres>,
     found: &BookingForCancel,
 ) -> Result<bool> {
-    let written = sqlx::query(
-        "UPDATE events SET available_seats = available_seats + $3, version = version + 1, \
-                updated_at = now() \
-         WHERE id = $1 AND version = $2",
+    let written: i64 = sqlx::query_scalar(
+        "WITH released AS ( \
+             UPDATE events SET available_seats = available_seats + $3, version = version + 1, \
+                    updated_at = now() \
+             WHERE id = $1 AND version = $2 RETURNING id), \
+         typed AS ( \
+             UPDATE ticket_types t SET available_seats = t.available_seats + $3, updated_at = now() \
+             FROM released WHERE t.id = $4 AND t.event_id = released.id) \
+         SELECT count(*) FROM released",
     )
     .bind(found.booking.event_id)
     .bind(found.version)
     .bind(found.booking.seat_count)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
+    .bind(found.booking.ticket_type_id)
+    .fetch_one(&mut **tx)
+    .await?;
     Ok(written == 1)
 }
 
 /// One booking outside any HTTP request (the seed program): a group of one, in its own
 /// transaction, with the same rules and deadlines as POST /bookings.
-pub async fn book_direct(db: &PgPool, user_id: i32, event_id: i32, seats: i32) -> Booked {
+pub async fn book_direct(
+    db: &PgPool,
+    user_id: i32,
+    event_id: i32,
+    ticket_type_id: Option<i32>,
+    seats: i32,
+) -> Booked {
     let request = BookingRequest {
         user_id,
         event_id,
+        ticket_type_id,
         seats,
         key: None,
     };

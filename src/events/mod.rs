@@ -1,8 +1,10 @@
-//! Events: organizer CRUD, the public listing, and version-checked seat edits.
+//! Events: organizer CRUD, the public listing, version-checked seat edits, and the events'
+//! ticket types.
 
 mod handlers;
 pub mod model;
 pub mod service;
+pub mod ticket_types;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -18,4 +20,5 @@ pub fn router() -> OpenApiRouter<AppState> {
             handlers::update_event,
             handlers::delete_event
         ))
+        .merge(ticket_types::router())
 }

@@ -4,11 +4,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::{Validate, ValidationErrors};
 
+use super::ticket_types::model::{NewTicketType, TicketType};
 use crate::http::validation::{nullable, Rules};
 use crate::time::{self, Timestamp};
 
 pub const MAX_TITLE: usize = 200;
 pub const MAX_DESCRIPTION: usize = 5_000;
+pub const MAX_VENUE: usize = 200;
+pub const MAX_CITY: usize = 100;
+/// The most seats of one event (the sum over its ticket types) and of one booking.
 pub const MAX_SEATS: i64 = 1_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
@@ -48,8 +52,17 @@ pub struct Event {
     pub title: String,
     #[schema(example = "Two days of talks")]
     pub description: Option<String>,
+    #[schema(example = "Kongresshaus")]
+    pub venue: Option<String>,
+    #[schema(example = "Zürich")]
+    pub city: Option<String>,
+    /// ISO 4217, three upper-case letters.
+    #[schema(example = "USD")]
+    pub currency: String,
+    /// The sum over the event's ticket types.
     #[schema(example = 100)]
     pub total_seats: i32,
+    /// The sum over the event's ticket types.
     #[schema(example = 97)]
     pub available_seats: i32,
     pub status: EventStatus,
@@ -87,11 +100,15 @@ pub struct BookingCount {
     pub bookings: i64,
 }
 
-/// An event in the public view: with its organizer and its number of bookings.
+/// An event in the public view: with its ticket types, its organizer and its number of
+/// bookings.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct EventView {
     #[serde(flatten)]
     pub event: Event,
+    /// In `id` order.
+    #[serde(rename = "ticketTypes")]
+    pub ticket_types: Vec<TicketType>,
     pub organizer: OrganizerSummary,
     #[serde(rename = "_count")]
     pub count: BookingCount,
@@ -102,6 +119,7 @@ pub struct EventView {
 pub struct EventViewRow {
     #[sqlx(flatten)]
     pub event: Event,
+    pub ticket_types: sqlx::types::Json<Vec<TicketType>>,
     pub organizer_firstname: String,
     pub organizer_lastname: String,
     pub booking_count: i64,
@@ -118,6 +136,7 @@ impl From<EventViewRow> for EventView {
             count: BookingCount {
                 bookings: row.booking_count,
             },
+            ticket_types: row.ticket_types.0,
             event: row.event,
         }
     }
@@ -126,7 +145,12 @@ impl From<EventViewRow> for EventView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(example = json!({
-    "title": "RustConf 2026", "description": "Two days of talks", "totalSeats": 100,
+    "title": "RustConf 2026", "description": "Two days of talks", "venue": "Kongresshaus",
+    "city": "Zürich", "currency": "CHF",
+    "ticketTypes": [
+        { "name": "VIP", "priceCents": 25000, "totalSeats": 20 },
+        { "name": "General", "priceCents": 9000, "totalSeats": 80 }
+    ],
     "status": "PUBLISHED", "eventDate": "2026-12-31T18:00:00.000Z"
 }))]
 pub struct CreateEventRequest {
@@ -134,8 +158,19 @@ pub struct CreateEventRequest {
     pub title: Option<String>,
     #[schema(max_length = 5000)]
     pub description: Option<String>,
-    #[schema(value_type = i64, minimum = 1, maximum = 1000000)]
+    #[schema(max_length = 200)]
+    pub venue: Option<String>,
+    #[schema(max_length = 100)]
+    pub city: Option<String>,
+    /// ISO 4217, three upper-case letters; default `USD`.
+    #[schema(value_type = Option<String>, pattern = "^[A-Z]{3}$", example = "USD")]
+    pub currency: Option<String>,
+    /// Required without `ticketTypes`; with them optional, and if given equal to their sum.
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 1000000)]
     pub total_seats: Option<i64>,
+    /// 1 to 20 types with unique names. Without it, the event gets one type "General" at
+    /// price 0 with all its seats.
+    pub ticket_types: Option<Vec<NewTicketType>>,
     /// Default `DRAFT`.
     #[schema(value_type = Option<EventStatus>)]
     pub status: Option<String>,
@@ -151,9 +186,23 @@ impl Validate for CreateEventRequest {
         if let Some(description) = &self.description {
             rules.max_chars("description", description, MAX_DESCRIPTION);
         }
-        match self.total_seats {
-            Some(seats) => rules.range("totalSeats", seats, 1, MAX_SEATS),
-            None => rules.fail("totalSeats", "totalSeats should not be empty"),
+        check_place(&mut rules, self.venue.as_deref(), self.city.as_deref());
+        check_currency(&mut rules, self.currency.as_deref());
+        match (self.total_seats, &self.ticket_types) {
+            (Some(seats), _) => rules.range("totalSeats", seats, 1, MAX_SEATS),
+            (None, None) => rules.fail("totalSeats", "totalSeats should not be empty"),
+            (None, Some(_)) => {}
+        }
+        if let Some(types) = &self.ticket_types {
+            if types.is_empty() {
+                rules.fail(
+                    "ticketTypes",
+                    "ticketTypes must contain at least 1 elements",
+                );
+            }
+            for (n, entry) in types.iter().enumerate() {
+                entry.check(&mut rules, &format!("ticketTypes[{n}]."));
+            }
         }
         check_status(&mut rules, self.status.as_deref());
         check_date(&mut rules, self.event_date.as_deref());
@@ -172,9 +221,25 @@ pub struct UpdateEventRequest {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, max_length = 5000)]
     pub description: Option<Option<String>>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 200)]
+    pub venue: Option<Option<String>>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, max_length = 100)]
+    pub city: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, pattern = "^[A-Z]{3}$")]
+    pub currency: Option<Option<String>>,
+    /// Resizes the event's only ticket type; refused when it has several.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 1000000)]
     pub total_seats: Option<Option<i64>>,
+    /// Not accepted here: ticket types change through `/events/{id}/ticket-types`.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
+    pub ticket_types: Option<Option<serde_json::Value>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<EventStatus>)]
     pub status: Option<Option<String>>,
@@ -193,6 +258,7 @@ impl Validate for UpdateEventRequest {
         };
         not_null("title", matches!(self.title, Some(None)));
         not_null("totalSeats", matches!(self.total_seats, Some(None)));
+        not_null("currency", matches!(self.currency, Some(None)));
         not_null("status", matches!(self.status, Some(None)));
         not_null("eventDate", matches!(self.event_date, Some(None)));
         if let Some(Some(title)) = &self.title {
@@ -204,9 +270,33 @@ impl Validate for UpdateEventRequest {
         if let Some(Some(seats)) = self.total_seats {
             rules.range("totalSeats", seats, 1, MAX_SEATS);
         }
+        check_place(
+            &mut rules,
+            self.venue.clone().flatten().as_deref(),
+            self.city.clone().flatten().as_deref(),
+        );
+        check_currency(&mut rules, self.currency.clone().flatten().as_deref());
         check_status(&mut rules, self.status.clone().flatten().as_deref());
         check_date(&mut rules, self.event_date.clone().flatten().as_deref());
         rules.finish()
+    }
+}
+
+fn check_place(rules: &mut Rules, venue: Option<&str>, city: Option<&str>) {
+    if let Some(venue) = venue {
+        rules.max_chars("venue", venue, MAX_VENUE);
+    }
+    if let Some(city) = city {
+        rules.max_chars("city", city, MAX_CITY);
+    }
+}
+
+fn check_currency(rules: &mut Rules, currency: Option<&str>) {
+    if currency.is_some_and(|c| c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase())) {
+        rules.fail(
+            "currency",
+            "currency must be an ISO 4217 code of three upper-case letters",
+        );
     }
 }
 

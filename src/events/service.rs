@@ -6,18 +6,26 @@ use sqlx::{PgExecutor, PgPool};
 use super::model::{
     CreateEventRequest, Event, EventStatus, EventView, EventViewRow, UpdateEventRequest,
 };
+use super::ticket_types::service::{check_list, TYPES_JSON};
 use crate::concurrency::{retry_optimistic, Attempt};
 use crate::error::{AppError, Result};
 use crate::http::{Page, PageMeta};
 use crate::time;
 
+/// The columns of `Event` (table alias `e`).
+const EVENT_COLUMNS: &str = "e.id, e.title, e.description, e.venue, e.city, e.currency, \
+    e.total_seats, e.available_seats, e.status, e.version, e.event_date, e.organizer_id, \
+    e.created_at, e.updated_at";
+
 /// The one projection of the public view: every read of `EventView` goes through it.
-const VIEW_SELECT: &str = "\
-    SELECT e.id, e.title, e.description, e.total_seats, e.available_seats, e.status, e.version, \
-           e.event_date, e.organizer_id, e.created_at, e.updated_at, \
-           u.firstname AS organizer_firstname, u.lastname AS organizer_lastname, \
-           (SELECT count(*) FROM bookings b WHERE b.event_id = e.id) AS booking_count \
-    FROM events e JOIN users u ON u.id = e.organizer_id";
+fn view_select() -> String {
+    format!(
+        "SELECT {EVENT_COLUMNS}, {TYPES_JSON}, \
+                u.firstname AS organizer_firstname, u.lastname AS organizer_lastname, \
+                (SELECT count(*) FROM bookings b WHERE b.event_id = e.id) AS booking_count \
+         FROM events e JOIN users u ON u.id = e.organizer_id"
+    )
+}
 
 /// Drafts exist only for their own organizer (`$3` is the viewer, NULL when anonymous).
 const LIST_FILTER: &str = "\
@@ -41,7 +49,8 @@ pub async fn list(
     page: Page,
 ) -> Result<(Vec<EventView>, PageMeta)> {
     let rows_sql = format!(
-        "{VIEW_SELECT} {LIST_FILTER} ORDER BY e.created_at DESC, e.id DESC LIMIT $4 OFFSET $5"
+        "{} {LIST_FILTER} ORDER BY e.created_at DESC, e.id DESC LIMIT $4 OFFSET $5",
+        view_select()
     );
     let rows = sqlx::query_as::<_, EventViewRow>(&rows_sql)
         .bind(filter.status)
@@ -66,8 +75,10 @@ pub async fn list(
 
 /// The public view of one event; a draft is "not found" for anyone but its organizer.
 pub async fn view(db: &PgPool, id: i32, viewer: Option<i32>) -> Result<EventView> {
-    let sql =
-        format!("{VIEW_SELECT} WHERE e.id = $1 AND (e.status <> 'DRAFT' OR e.organizer_id = $2)");
+    let sql = format!(
+        "{} WHERE e.id = $1 AND (e.status <> 'DRAFT' OR e.organizer_id = $2)",
+        view_select()
+    );
     sqlx::query_as::<_, EventViewRow>(&sql)
         .bind(id)
         .bind(viewer)
@@ -77,33 +88,62 @@ pub async fn view(db: &PgPool, id: i32, viewer: Option<i32>) -> Result<EventView
         .ok_or_else(|| not_found(id))
 }
 
+/// Creates the event and its ticket types in one statement: with no `ticketTypes`, one
+/// "General" type at price 0 holding all its seats.
 pub async fn create(db: &PgPool, organizer_id: i32, body: CreateEventRequest) -> Result<EventView> {
     let status = body
         .status
         .as_deref()
         .and_then(EventStatus::parse)
         .unwrap_or(EventStatus::Draft);
+    let types = match &body.ticket_types {
+        Some(types) => check_list(types, body.total_seats)?,
+        None => vec![("General".to_string(), 0, seats(body.total_seats)?)],
+    };
+    let total: i32 = types.iter().map(|(_, _, seats)| seats).sum();
+    let (names, rest): (Vec<String>, Vec<(i32, i32)>) =
+        types.into_iter().map(|(n, p, s)| (n, (p, s))).unzip();
+    let (prices, type_seats): (Vec<i32>, Vec<i32>) = rest.into_iter().unzip();
     let id: i32 = sqlx::query_scalar(
-        "INSERT INTO events (title, description, total_seats, available_seats, status, event_date, organizer_id) \
-         VALUES ($1, $2, $3, $3, $4, $5, $6) RETURNING id",
+        "WITH e AS ( \
+             INSERT INTO events (title, description, venue, city, currency, total_seats, \
+                                 available_seats, status, event_date, organizer_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9) RETURNING id), \
+         t AS ( \
+             INSERT INTO ticket_types (event_id, name, price_cents, total_seats, available_seats) \
+             SELECT e.id, x.name, x.price, x.seats, x.seats \
+             FROM e, UNNEST($10::text[], $11::integer[], $12::integer[]) \
+                     WITH ORDINALITY AS x(name, price, seats, n) \
+             ORDER BY x.n) \
+         SELECT id FROM e",
     )
     .bind(body.title.as_deref().map(str::trim))
     .bind(body.description)
-    .bind(seats(body.total_seats)?)
+    .bind(body.venue)
+    .bind(body.city)
+    .bind(body.currency.as_deref().unwrap_or("USD"))
+    .bind(total)
     .bind(status)
     .bind(body.event_date.as_deref().and_then(time::parse))
     .bind(organizer_id)
+    .bind(&names)
+    .bind(&prices)
+    .bind(&type_seats)
     .fetch_one(db)
-    .await?;
+    .await
+    .map_err(|e| match AppError::from(e) {
+        e if e.constraint() == Some("ticket_types_event_name_key") => {
+            AppError::bad_request("Ticket type names must be unique within an event")
+        }
+        e => e,
+    })?;
     view(db, id, Some(organizer_id)).await
 }
 
 pub async fn find<'e>(db: impl PgExecutor<'e>, id: i32) -> Result<Option<Event>> {
-    Ok(sqlx::query_as::<_, Event>(
-        "SELECT id, title, description, total_seats, available_seats, status, version, \
-                event_date, organizer_id, created_at, updated_at \
-         FROM events WHERE id = $1",
-    )
+    Ok(sqlx::query_as::<_, Event>(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events e WHERE e.id = $1"
+    ))
     .bind(id)
     .fetch_optional(db)
     .await?)
@@ -120,36 +160,63 @@ async fn owned(db: &PgPool, id: i32, caller: i32, forbidden: &str) -> Result<Eve
 }
 
 /// Applies a partial update with a version-checked write, retried like a booking, so a seat
-/// edit racing with bookings can never break `available + booked = total`.
+/// edit racing with bookings can never break `available + booked = total`. A seat change
+/// resizes the event's only ticket type in the same statement.
 pub async fn update(
     db: &PgPool,
     id: i32,
     caller: i32,
     body: UpdateEventRequest,
 ) -> Result<EventView> {
+    if body.ticket_types.is_some() {
+        return Err(AppError::bad_request(
+            "ticketTypes cannot be changed here: use /events/{id}/ticket-types",
+        ));
+    }
     retry_optimistic(
         || async {
             let current = owned(db, id, caller, "You can only update your own events").await?;
+            let resizing = body
+                .total_seats
+                .flatten()
+                .is_some_and(|total| total != i64::from(current.total_seats));
+            if resizing && type_count(db, id).await? > 1 {
+                return Err(AppError::bad_request(
+                    "This event has several ticket types: resize them one by one",
+                ));
+            }
             let Some(next) = apply(&current, &body)? else {
                 return Ok(Attempt::Done(()));
             };
-            let written = sqlx::query(
-                "UPDATE events SET title = $3, description = $4, total_seats = $5, \
-                        available_seats = $6, status = $7, event_date = $8, \
-                        version = version + 1, updated_at = now() \
-                 WHERE id = $1 AND version = $2",
+            let resized = next.total_seats != current.total_seats;
+            // With one type, the type's totals are the event's.
+            let written: i64 = sqlx::query_scalar(
+                "WITH e AS ( \
+                     UPDATE events SET title = $3, description = $4, venue = $5, city = $6, \
+                            currency = $7, total_seats = $8, available_seats = $9, status = $10, \
+                            event_date = $11, version = version + 1, updated_at = now() \
+                     WHERE id = $1 AND version = $2 \
+                     RETURNING id, total_seats, available_seats), \
+                 t AS ( \
+                     UPDATE ticket_types t SET total_seats = e.total_seats, \
+                            available_seats = e.available_seats, updated_at = now() \
+                     FROM e WHERE t.event_id = e.id AND $12) \
+                 SELECT count(*) FROM e",
             )
             .bind(id)
             .bind(current.version)
             .bind(&next.title)
             .bind(&next.description)
+            .bind(&next.venue)
+            .bind(&next.city)
+            .bind(&next.currency)
             .bind(next.total_seats)
             .bind(next.available_seats)
             .bind(next.status)
             .bind(next.event_date)
-            .execute(db)
-            .await?
-            .rows_affected();
+            .bind(resized)
+            .fetch_one(db)
+            .await?;
             Ok(if written == 1 {
                 Attempt::Done(())
             } else {
@@ -162,6 +229,15 @@ pub async fn update(
     view(db, id, Some(caller)).await
 }
 
+async fn type_count(db: &PgPool, event_id: i32) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM ticket_types WHERE event_id = $1")
+            .bind(event_id)
+            .fetch_one(db)
+            .await?,
+    )
+}
+
 /// The event after `body`, or `None` when the body changes nothing (and so bumps no version).
 fn apply(current: &Event, body: &UpdateEventRequest) -> Result<Option<Event>> {
     let mut next = current.clone();
@@ -170,6 +246,15 @@ fn apply(current: &Event, body: &UpdateEventRequest) -> Result<Option<Event>> {
     }
     if let Some(description) = &body.description {
         next.description = description.clone();
+    }
+    if let Some(venue) = &body.venue {
+        next.venue = venue.clone();
+    }
+    if let Some(city) = &body.city {
+        next.city = city.clone();
+    }
+    if let Some(Some(currency)) = &body.currency {
+        next.currency = currency.clone();
     }
     if let Some(Some(status)) = &body.status {
         next.status = EventStatus::parse(status).unwrap_or(current.status);
@@ -190,6 +275,9 @@ fn apply(current: &Event, body: &UpdateEventRequest) -> Result<Option<Event>> {
     }
     let changed = next.title != current.title
         || next.description != current.description
+        || next.venue != current.venue
+        || next.city != current.city
+        || next.currency != current.currency
         || next.total_seats != current.total_seats
         || next.status != current.status
         || next.event_date != current.event_date;

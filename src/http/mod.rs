@@ -7,4 +7,4 @@ pub mod params;
 pub mod validation;
 
 pub use json::ValidatedJson;
-pub use params::{IdPath, Page, PageMeta, Paginated, QueryParams, ReferencePath};
+pub use params::{IdPairPath, IdPath, Page, PageMeta, Paginated, QueryParams, ReferencePath};

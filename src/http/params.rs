@@ -20,12 +20,32 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|e| AppError::bad_request(e.body_text()))?;
-        match raw.parse::<i32>() {
-            Ok(id) if id >= 1 => Ok(Self(id)),
-            _ => Err(AppError::bad_request(
-                "Validation failed (id must be an integer from 1 to 2147483647)",
-            )),
-        }
+        parse_id(&raw).map(Self)
+    }
+}
+
+fn parse_id(raw: &str) -> Result<i32, AppError> {
+    match raw.parse::<i32>() {
+        Ok(id) if id >= 1 => Ok(id),
+        _ => Err(AppError::bad_request(
+            "Validation failed (id must be an integer from 1 to 2147483647)",
+        )),
+    }
+}
+
+/// Two integer ids from the path (`/events/{id}/ticket-types/{typeId}`), each checked like
+/// `IdPath`.
+#[derive(Debug, Clone, Copy)]
+pub struct IdPairPath(pub i32, pub i32);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPairPath {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path((first, second)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| AppError::bad_request(e.body_text()))?;
+        Ok(Self(parse_id(&first)?, parse_id(&second)?))
     }
 }
 

@@ -18,29 +18,43 @@ impl Rules {
 
     /// Checks a required text: present, not blank, at most `max` characters.
     pub fn text(&mut self, field: &'static str, value: Option<&str>, max: usize) {
-        match value {
-            None => self.fail(field, format!("{field} should not be empty")),
-            Some(text) if text.trim().is_empty() => {
-                self.fail(field, format!("{field} should not be empty"))
-            }
-            Some(text) => self.max_chars(field, text, max),
-        }
+        self.text_at(field, field, value, max);
     }
 
     pub fn max_chars(&mut self, field: &'static str, value: &str, max: usize) {
+        self.max_chars_at(field, field, value, max);
+    }
+
+    pub fn range(&mut self, field: &'static str, value: i64, min: i64, max: i64) {
+        self.range_at(field, field, value, min, max);
+    }
+
+    /// `text` for a field whose name is only known at run time (`ticketTypes.0.name`),
+    /// grouped under `key`.
+    pub fn text_at(&mut self, key: &'static str, name: &str, value: Option<&str>, max: usize) {
+        match value {
+            None => self.fail(key, format!("{name} should not be empty")),
+            Some(text) if text.trim().is_empty() => {
+                self.fail(key, format!("{name} should not be empty"))
+            }
+            Some(text) => self.max_chars_at(key, name, text, max),
+        }
+    }
+
+    pub fn max_chars_at(&mut self, key: &'static str, name: &str, value: &str, max: usize) {
         if value.chars().count() > max {
             self.fail(
-                field,
-                format!("{field} must be shorter than or equal to {max} characters"),
+                key,
+                format!("{name} must be shorter than or equal to {max} characters"),
             );
         }
     }
 
-    pub fn range(&mut self, field: &'static str, value: i64, min: i64, max: i64) {
+    pub fn range_at(&mut self, key: &'static str, name: &str, value: i64, min: i64, max: i64) {
         if value < min {
-            self.fail(field, format!("{field} must not be less than {min}"));
+            self.fail(key, format!("{name} must not be less than {min}"));
         } else if value > max {
-            self.fail(field, format!("{field} must not be greater than {max}"));
+            self.fail(key, format!("{name} must not be greater than {max}"));
         }
     }
 

@@ -29,8 +29,18 @@ async fn book_in_sql(app: &TestApp, event_id: i64, user_id: i32, seats: i32) {
         .execute(&mut *tx)
         .await
         .unwrap();
+    // The event's only ticket type gives up the same seats.
     sqlx::query(
-        "INSERT INTO bookings (user_id, event_id, seat_count, booking_reference) VALUES ($1, $2, $3, gen_random_uuid())",
+        "UPDATE ticket_types SET available_seats = available_seats - $2 WHERE event_id = $1",
+    )
+    .bind(event_id as i32)
+    .bind(seats)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO bookings (user_id, event_id, ticket_type_id, seat_count, booking_reference) \
+         SELECT $1, $2, t.id, $3, gen_random_uuid() FROM ticket_types t WHERE t.event_id = $2",
     )
     .bind(user_id)
     .bind(event_id as i32)

@@ -12,3 +12,4 @@ mod ops;
 mod outage;
 mod races;
 mod seed;
+mod ticket_types;

@@ -91,6 +91,27 @@ async fn openapi_documents_every_route_completely() {
             &["200", "400", "404"],
         ),
         (
+            "post",
+            "/events/{id}/ticket-types",
+            true,
+            "required",
+            &["201", "400", "401", "403", "404", "409"],
+        ),
+        (
+            "put",
+            "/events/{id}/ticket-types/{typeId}",
+            true,
+            "required",
+            &["200", "400", "401", "403", "404", "409"],
+        ),
+        (
+            "delete",
+            "/events/{id}/ticket-types/{typeId}",
+            false,
+            "required",
+            &["200", "400", "401", "403", "404", "409"],
+        ),
+        (
             "put",
             "/events/{id}",
             true,
