@@ -41,6 +41,8 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// Origins allowed by CORS; `None` allows any origin.
     pub cors_origins: Option<Vec<String>>,
+    /// How long a hold keeps its seats (`HOLD_SECONDS`, 1 to 86,400; default 600).
+    pub hold_seconds: u32,
     /// Group concurrent bookings of one event (`BOOKING_LANES`, default on); off, every
     /// booking runs in its own transaction, as the per-request server of API.md.
     pub booking_lanes: bool,
@@ -105,6 +107,10 @@ impl Config {
                 )?,
             },
             booking_lanes: parse_switch("BOOKING_LANES", &get, true)?,
+            hold_seconds: match parse_or("HOLD_SECONDS", &get, 600u32)? {
+                seconds @ 1..=86_400 => seconds,
+                _ => bail!("HOLD_SECONDS must be from 1 to 86400"),
+            },
             cors_origins: get("CORS_ORIGINS").filter(|v| v.trim() != "*").map(|v| {
                 v.split(',')
                     .map(|o| o.trim().to_string())
@@ -303,6 +309,19 @@ mod tests {
         ] {
             let ok = lookup(&[("APP_ENV", "production"), ("JWT_SECRET", secret)]);
             assert!(Config::from_lookup(ok).is_ok(), "{secret}");
+        }
+    }
+
+    #[test]
+    fn hold_seconds_default_to_ten_minutes_within_a_day() {
+        assert_eq!(Config::from_lookup(lookup(&[])).unwrap().hold_seconds, 600);
+        let one = Config::from_lookup(lookup(&[("HOLD_SECONDS", "1")])).unwrap();
+        assert_eq!(one.hold_seconds, 1);
+        for bad in ["0", "86401", "-5", "soon"] {
+            assert!(
+                Config::from_lookup(lookup(&[("HOLD_SECONDS", bad)])).is_err(),
+                "{bad}"
+            );
         }
     }
 

@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod http;
+pub mod jobs;
 pub mod limits;
 pub mod openapi;
 pub mod readiness;

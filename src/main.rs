@@ -6,7 +6,7 @@ use anyhow::Context;
 use event_booking::config::Config;
 use event_booking::db::{self, Database};
 use event_booking::readiness::Readiness;
-use event_booking::{auth, bookings, build_router, serve, AppState};
+use event_booking::{auth, build_router, jobs, serve, AppState};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
@@ -88,9 +88,9 @@ async fn run() -> anyhow::Result<()> {
         listener.local_addr()?
     );
 
-    tokio::spawn(bookings::idempotency::sweep_hourly(pool.clone()));
     let mut state = AppState::new(pool.clone(), config);
     state.ready = ready;
+    jobs::spawn_background(&state);
     let router = build_router(state);
     serve(listener, router, shutdown_signal()).await?;
 

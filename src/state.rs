@@ -27,7 +27,7 @@ impl AppState {
     pub fn new(db: PgPool, config: Config) -> Self {
         let jwt = JwtKeys::new(config.jwt_secret.expose().as_bytes(), config.jwt_expires_in);
         Self {
-            bookings: BookingLanes::new(db.clone(), config.booking_lanes),
+            bookings: BookingLanes::new(db.clone(), config.booking_lanes, config.hold_seconds),
             limits: Limits::new(&config.rate_limits),
             ready: Readiness::ready(),
             db,

@@ -3,29 +3,35 @@
 //! one answer per job that matches what was committed.
 //!
 //! - Nothing reached COMMIT: every job is answered (503 when the deadline passed) and its
-//!   Idempotency-Key claim is released, since it booked nothing.
-//! - COMMIT succeeded: each job gets its booking or its refusal; keys were recorded with them.
-//! - COMMIT was sent and the database stopped answering: the booked jobs get API.md's
-//!   "Booking outcome unknown" and keep their claims, so a retry finds out what happened.
+//!   Idempotency-Key claim is released, since it changed nothing.
+//! - COMMIT succeeded: each job gets its result or its refusal; keys were recorded with them.
+//! - COMMIT was sent and the database stopped answering: the jobs that changed something get
+//!   API.md's "Booking outcome unknown" and keep their claims, so a retry finds out.
 
 use sqlx::PgPool;
 use tokio::time::timeout_at;
 
-use super::book::{high_demand, prepare_group, Prepared};
+use super::attempt::{prepare_group, Prepared};
 use super::idempotency;
-use super::job::{Booked, Job};
+use super::job::{Answer, Done, Job, Op};
 use crate::concurrency::retry_optimistic;
 use crate::db::commit::commit_within;
 use crate::error::AppError;
 
-/// Books `jobs` (all of `event_id`, all taken by the caller). Returns false when the event does
-/// not exist.
-pub async fn run(db: &PgPool, event_id: i32, jobs: Vec<Job>) -> bool {
+/// Marks the whole group's lost races, so each job gets the 409 of its own kind.
+const EXHAUSTED: &str = "the group lost the version race on every attempt";
+
+/// Carries out `jobs` (all of `event_id`, all taken by the caller, none solo). Returns false
+/// when the event does not exist.
+pub async fn run(db: &PgPool, event_id: i32, jobs: Vec<Job>, hold_seconds: i32) -> bool {
     let Some(commit_by) = jobs.iter().map(Job::commit_by).min() else {
         return true;
     };
-    let requests: Vec<_> = jobs.iter().map(|job| job.request.clone()).collect();
-    let attempts = retry_optimistic(|| prepare_group(db, event_id, &requests), high_demand);
+    let ops: Vec<&Op> = jobs.iter().map(|job| &job.op).collect();
+    let attempts = retry_optimistic(
+        || prepare_group(db, event_id, &ops, hold_seconds),
+        || AppError::conflict(EXHAUSTED),
+    );
     let prepared = match timeout_at(commit_by, attempts).await {
         Ok(Ok(prepared)) => prepared,
         Ok(Err(error)) => {
@@ -33,7 +39,7 @@ pub async fn run(db: &PgPool, event_id: i32, jobs: Vec<Job>) -> bool {
             return true;
         }
         Err(_deadline) => {
-            let error = AppError::Unavailable("booking deadline passed before COMMIT".into());
+            let error = AppError::Unavailable("deadline passed before COMMIT".into());
             fail(db, jobs, &error);
             return true;
         }
@@ -51,8 +57,7 @@ pub async fn run(db: &PgPool, event_id: i32, jobs: Vec<Job>) -> bool {
     };
     // The point of no return. A handler that has given up by now was (or will be) told
     // "unavailable", so the group must not commit.
-    let all_waiting = jobs.iter().all(|job| job.state.commit());
-    if !all_waiting {
+    if !jobs.iter().all(|job| job.state.commit()) {
         drop(tx);
         let error = AppError::Unavailable("a caller gave up before COMMIT".into());
         fail(db, jobs, &error);
@@ -72,27 +77,36 @@ pub async fn run(db: &PgPool, event_id: i32, jobs: Vec<Job>) -> bool {
     event_found
 }
 
-fn answer(jobs: Vec<Job>, outcomes: Vec<Booked>) {
+fn answer(jobs: Vec<Job>, outcomes: Vec<Answer>) {
     for (job, outcome) in jobs.into_iter().zip(outcomes) {
         let _ = job.reply.send(outcome);
     }
 }
 
-/// Nothing of this group was committed: each job gets `error`, and its key is free again.
-fn fail(db: &PgPool, jobs: Vec<Job>, error: &AppError) {
+/// Nothing of this group was committed: each job gets `error` (its own kind of "high demand"
+/// 409 when the group lost every race), and its key is free again.
+pub fn fail(db: &PgPool, jobs: Vec<Job>, error: &AppError) {
     release_all(db, &jobs);
+    let exhausted = matches!(error, AppError::Client { message, .. } if message == EXHAUSTED);
     for job in jobs {
-        let _ = job.reply.send(Err(error.duplicate()));
+        let error = if exhausted {
+            job.op.high_demand()
+        } else {
+            error.duplicate()
+        };
+        let _ = job.reply.send(Err(error));
     }
 }
 
-/// COMMIT may or may not have happened. Refusals booked nothing either way; the others must
+/// COMMIT may or may not have happened. Refusals changed nothing either way; the others must
 /// not be told anything they cannot know. Claims stay: their outcome may be recorded.
-fn unknown(jobs: Vec<Job>, outcomes: Vec<Booked>, cause: &str) {
+fn unknown(jobs: Vec<Job>, outcomes: Vec<Answer>, cause: &str) {
     for (job, outcome) in jobs.into_iter().zip(outcomes) {
         let outcome = match outcome {
-            Ok(_) => Err(AppError::OutcomeUnknown(cause.to_string())),
-            refusal => refusal,
+            Ok(Done::Booked(_) | Done::Cancelled(_)) => {
+                Err(AppError::OutcomeUnknown(cause.to_string()))
+            }
+            other => other,
         };
         let _ = job.reply.send(outcome);
     }
@@ -101,8 +115,8 @@ fn unknown(jobs: Vec<Job>, outcomes: Vec<Booked>, cause: &str) {
 /// Releases the key claims of jobs whose transaction never committed.
 pub fn release_all(db: &PgPool, jobs: &[Job]) {
     for job in jobs {
-        if let Some(claim) = &job.request.key {
-            idempotency::release(db, job.request.user_id, claim);
+        if let Some((user_id, claim)) = job.op.key() {
+            idempotency::release(db, user_id, claim);
         }
     }
 }

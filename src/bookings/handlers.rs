@@ -20,10 +20,11 @@ use crate::http::{Paginated, QueryParams, ReferencePath, ValidatedJson};
 use crate::limits::BookingRateLimited;
 use crate::state::AppState;
 
-/// Book seats
+/// Book or hold seats
 ///
-/// Books `seatCount` seats of a PUBLISHED, future event. Optimistic locking keeps seats from
-/// being oversold: a lost race is retried (3 attempts in all) before answering 409.
+/// Books `seatCount` seats (of `ticketTypeId`) of a PUBLISHED, future event; with `"hold": true`
+/// the seats are held (PENDING) until `expiresAt` and must be confirmed. Optimistic locking
+/// keeps seats from being oversold: a lost race is retried (3 attempts in all) before 409.
 #[utoipa::path(
     post, path = "/bookings", tag = "bookings",
     request_body = CreateBookingRequest,
@@ -33,7 +34,7 @@ use crate::state::AppState;
             the same key with a different body is 422. Keys are per user, kept 24 hours or more.")),
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "Booking confirmed (or replayed for an Idempotency-Key)",
+        (status = 201, description = "Booking confirmed, or seats held (or replayed for an Idempotency-Key)",
             body = BookingEnvelope<BookingWithEvent<BookedEvent>>,
             headers(("Idempotent-Replayed" = String, description = "`true` on a replayed response"))),
         (status = 400, description = "Validation failed; event not PUBLISHED; event in the past; ticketTypeId required (several types)", body = ErrorBody,
@@ -69,12 +70,16 @@ pub async fn create_booking(
         ),
         None => None,
     };
+    let hold = body.hold.unwrap_or(false);
     let key = match key {
         None => None,
         Some(IdempotencyKey(key)) => {
             let mut request_hash = format!("eventId={event_id};seatCount={seats}");
             if let Some(id) = ticket_type_id {
                 request_hash.push_str(&format!(";ticketTypeId={id}"));
+            }
+            if hold {
+                request_hash.push_str(";hold=true");
             }
             match idempotency::claim(&state.db, caller.id, &key, &request_hash, start).await? {
                 Claim::Replay(response) => return Ok(response),
@@ -87,6 +92,7 @@ pub async fn create_booking(
         event_id,
         ticket_type_id,
         seats,
+        hold,
         key,
     };
     let booking = state.bookings.book(request, start).await?;
@@ -151,7 +157,44 @@ pub async fn get_booking(
     ))
 }
 
-/// Cancel a booking (its owner)
+/// Confirm a hold (its owner)
+///
+/// A PENDING booking becomes CONFIRMED, before its `expiresAt`; the seats stay taken.
+#[utoipa::path(
+    post, path = "/bookings/{bookingReference}/confirm", tag = "bookings",
+    params(("bookingReference" = uuid::Uuid, Path, description = "The booking's reference (UUID)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Confirmed", body = BookingEnvelope<BookingWithEvent<BookedEvent>>),
+        (status = 400, description = "Not a UUID; already confirmed; cancelled; hold expired; event not PUBLISHED or past", body = ErrorBody,
+            example = json!({ "statusCode": 400, "message": "Booking hold has expired", "error": "Bad Request" })),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "You can only confirm your own bookings", body = ErrorBody),
+        (status = 404, description = "Booking not found", body = ErrorBody),
+        (status = 409, description = "Confirmation failed due to high demand. Please try again.", body = ErrorBody),
+        (status = 503, description = "Service temporarily unavailable (nothing changed), or the outcome is unknown", body = ErrorBody),
+    )
+)]
+pub async fn confirm_booking(
+    State(state): State<AppState>,
+    start: RequestStart,
+    caller: AuthUser,
+    ReferencePath(reference): ReferencePath,
+) -> Result<Response> {
+    let event_id = service::event_of(&state.db, reference).await?;
+    let confirmed = state
+        .bookings
+        .confirm(event_id, caller.id, reference, start)
+        .await?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        confirmed_body(&confirmed),
+    )
+        .into_response())
+}
+
+/// Cancel a booking or a hold (its owner)
 ///
 /// Releases the booking's seats exactly once, even under concurrent cancels.
 #[utoipa::path(
@@ -160,7 +203,7 @@ pub async fn get_booking(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Cancelled; seats released", body = BookingEnvelope<BookingWithEvent<CancelledEvent>>),
-        (status = 400, description = "Not a UUID; already cancelled; past event", body = ErrorBody,
+        (status = 400, description = "Not a UUID; already cancelled; hold expired; past event", body = ErrorBody,
             example = json!({ "statusCode": 400, "message": "Booking is already cancelled", "error": "Bad Request" })),
         (status = 401, description = "Missing or invalid token", body = ErrorBody),
         (status = 403, description = "You can only cancel your own bookings", body = ErrorBody),
@@ -174,7 +217,11 @@ pub async fn cancel_booking(
     caller: AuthUser,
     ReferencePath(reference): ReferencePath,
 ) -> Result<Json<BookingEnvelope<BookingWithEvent<CancelledEvent>>>> {
-    let cancelled = service::cancel(&state.db, caller.id, reference, start).await?;
+    let event_id = service::event_of(&state.db, reference).await?;
+    let cancelled = state
+        .bookings
+        .cancel(event_id, caller.id, reference, start)
+        .await?;
     Ok(Json(BookingEnvelope {
         success: true,
         message: "Booking cancelled successfully. Seats have been released.",

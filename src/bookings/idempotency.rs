@@ -308,7 +308,9 @@ pub async fn sweep(db: &PgPool) -> Result<u64> {
 
 /// Runs `sweep` every hour, for the life of the server.
 pub async fn sweep_hourly(db: PgPool) {
-    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    // First a minute after start (not at once: a start is busy enough), then every hour.
+    let first = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut every = tokio::time::interval_at(first, Duration::from_secs(3600));
     loop {
         every.tick().await;
         match sweep(&db).await {

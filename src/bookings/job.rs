@@ -1,22 +1,23 @@
-//! One booking request on its way through a lane, and the hand-over between the request's
-//! handler and the lane that books it.
+//! One seat operation on its way through its event's lane, and the hand-over between the
+//! request's handler and the lane that carries it out.
 //!
 //! Both sides may give up on a job, so its state says who decides: the handler may abandon it
 //! only until the lane has decided to send COMMIT, and the lane never commits a job the handler
-//! has abandoned. So an answer of "unavailable" always means "not booked, now or later".
+//! has abandoned. So an answer of "unavailable" always means "nothing changed, now or later".
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use super::idempotency::KeyClaim;
-use super::model::{BookedEvent, BookingWithEvent};
-use crate::error::Result;
+use super::model::{BookedEvent, BookingWithEvent, CancelledEvent};
+use crate::error::{AppError, Result};
 use crate::http::deadline::RequestStart;
-
-pub type Booked = Result<BookingWithEvent<BookedEvent>>;
 
 /// One request for seats.
 #[derive(Debug, Clone)]
@@ -26,9 +27,73 @@ pub struct BookingRequest {
     /// `None`: the event's only type (refused when it has several).
     pub ticket_type_id: Option<i32>,
     pub seats: i32,
+    /// Hold the seats (PENDING) instead of confirming.
+    pub hold: bool,
     /// The Idempotency-Key this request holds, if it sent one.
     pub key: Option<KeyClaim>,
 }
+
+/// What a job asks of its event's lane. Everything that moves the event's seats goes through
+/// it, so on one instance nothing races the lane for the event's `version`.
+pub enum Op {
+    /// Book or hold seats.
+    Book(BookingRequest),
+    /// Confirm the caller's hold.
+    Confirm { user_id: i32, reference: Uuid },
+    /// Cancel the caller's booking or hold.
+    Cancel { user_id: i32, reference: Uuid },
+    /// Release due holds (the expiry sweep).
+    Expire { booking_ids: Vec<i32> },
+    /// An organizer's change to the event or its ticket types: runs alone, in its own
+    /// transaction with its own retry loop and deadlines, between the lane's groups.
+    Solo(SoloWork),
+}
+
+/// The work of a solo job. Behind a mutex only so that `Op` is `Sync` (groups share `&Op`
+/// across awaits); only the lane ever takes it out, once.
+pub struct SoloWork(Mutex<Option<Pin<Box<dyn Future<Output = ()> + Send + 'static>>>>);
+
+impl SoloWork {
+    pub fn new(work: impl Future<Output = ()> + Send + 'static) -> Self {
+        Self(Mutex::new(Some(Box::pin(work))))
+    }
+
+    pub fn take(&self) -> Option<Pin<Box<dyn Future<Output = ()> + Send + 'static>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+impl Op {
+    /// The 409 a job gets when its group lost the version race three times.
+    pub fn high_demand(&self) -> AppError {
+        AppError::conflict(match self {
+            Self::Cancel { .. } => "Cancellation failed due to high demand. Please try again.",
+            Self::Confirm { .. } => "Confirmation failed due to high demand. Please try again.",
+            _ => "Booking failed due to high demand. Please try again.",
+        })
+    }
+
+    pub fn key(&self) -> Option<(i32, &KeyClaim)> {
+        match self {
+            Self::Book(request) => request.key.as_ref().map(|key| (request.user_id, key)),
+            _ => None,
+        }
+    }
+}
+
+/// What a job achieved.
+#[derive(Debug)]
+pub enum Done {
+    /// Booked, held or confirmed: the booking with its event.
+    Booked(BookingWithEvent<BookedEvent>),
+    Cancelled(BookingWithEvent<CancelledEvent>),
+    /// Holds released by the expiry sweep.
+    Expired(usize),
+    /// A solo job reports through its own channel.
+    Solo,
+}
+
+pub type Answer = Result<Done>;
 
 const QUEUED: u8 = 0;
 const TAKEN: u8 = 1;
@@ -51,7 +116,8 @@ impl JobState {
         self.move_from(QUEUED, TAKEN)
     }
 
-    /// The lane is about to send COMMIT; false if the handler gave up first.
+    /// The lane is about to send COMMIT (or hands the job to code that keeps its own
+    /// deadlines); false if the handler gave up first.
     pub fn commit(&self) -> bool {
         self.move_from(TAKEN, COMMITTING)
     }
@@ -62,19 +128,19 @@ impl JobState {
     }
 }
 
-/// A request, its deadlines, and where its answer goes.
+/// An operation, its deadlines, and where its answer goes.
 pub struct Job {
-    pub request: BookingRequest,
+    pub op: Op,
     pub start: RequestStart,
     pub state: JobState,
-    pub reply: oneshot::Sender<Booked>,
+    pub reply: oneshot::Sender<Answer>,
 }
 
 impl Job {
-    pub fn new(request: BookingRequest, start: RequestStart) -> (Self, oneshot::Receiver<Booked>) {
+    pub fn new(op: Op, start: RequestStart) -> (Self, oneshot::Receiver<Answer>) {
         let (reply, answer) = oneshot::channel();
         let job = Self {
-            request,
+            op,
             start,
             state: JobState::default(),
             reply,

@@ -1,28 +1,35 @@
-//! Booking lanes: one bounded in-process queue per event, so that one server never races
-//! against itself on a hot event, and concurrent bookings of one event share one transaction.
+//! Lanes: one bounded in-process queue per event, through which every write that moves the
+//! event's seats passes — bookings, holds, confirms, cancels, expiries, and organizer edits of
+//! the event and its ticket types — so that one server never races against itself on a hot
+//! event, and concurrent operations of one event share one transaction.
 //!
-//! Pure optimistic locking lets every concurrent booking of one event read the same `version`;
-//! all but one lose, and after three attempts most are turned away although seats remain. Here
-//! a lane task per event takes every booking waiting for that event and books them as one group
-//! (`group::run`: one version-checked UPDATE, one multi-row INSERT). Each request still gets its
-//! own booking or its own precise error. The version check stays, because other server
-//! instances share the database; a lane only removes the races between requests of this one.
+//! Pure optimistic locking lets every concurrent writer of one event read the same `version`;
+//! all but one lose, and after three attempts most are turned away although nothing is wrong.
+//! Here a lane task per event takes every job waiting for that event and carries them out as
+//! one group (`group::run`: one version-checked UPDATE, one multi-row INSERT, one status
+//! UPDATE). Each request still gets its own result or its own precise error. Organizer edits
+//! run alone between groups. The version check stays, because other server instances share
+//! the database; a lane only removes the races between requests of this one.
 //!
 //! Backpressure: a full queue answers 503 at once instead of queueing work that cannot finish
 //! in time; a job whose caller has gone, or whose deadline is too close, is dropped before its
 //! transaction. A lane whose event does not exist ends after its first group.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use super::group;
-use super::job::{Booked, BookingRequest, Job};
-use crate::error::AppError;
+use super::job::{Answer, BookingRequest, Done, Job, Op, SoloWork};
+use super::model::{BookedEvent, BookingWithEvent, CancelledEvent};
+use crate::error::{AppError, Result};
 use crate::http::deadline::RequestStart;
 
 /// A group is bounded so one transaction stays short.
@@ -32,7 +39,7 @@ const MAX_GROUP: usize = 256;
 const QUEUE_CAPACITY: usize = 4 * MAX_GROUP;
 /// A job with less time than this before its commit deadline is not started.
 const MIN_TIME_LEFT: Duration = Duration::from_millis(100);
-/// A lane with nothing to do for this long ends; the next booking starts a new one.
+/// A lane with nothing to do for this long ends; the next job starts a new one.
 const IDLE: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
@@ -42,51 +49,136 @@ pub struct BookingLanes {
 
 struct Inner {
     db: PgPool,
-    /// False: every booking runs in a transaction of its own (the per-request server).
+    /// False: every job runs in a transaction of its own (the per-request server).
     enabled: bool,
+    hold_seconds: i32,
     lanes: Mutex<HashMap<i32, mpsc::Sender<Job>>>,
 }
 
+fn unexpected() -> AppError {
+    AppError::Internal(anyhow::anyhow!(
+        "a lane answered with the wrong kind of result"
+    ))
+}
+
 impl BookingLanes {
-    pub fn new(db: PgPool, enabled: bool) -> Self {
+    pub fn new(db: PgPool, enabled: bool, hold_seconds: u32) -> Self {
         Self {
             inner: Arc::new(Inner {
                 db,
                 enabled,
+                hold_seconds: i32::try_from(hold_seconds).unwrap_or(i32::MAX),
                 lanes: Mutex::new(HashMap::new()),
             }),
         }
     }
 
-    /// Books through the event's lane, and answers by the request's deadline with what was
-    /// committed: "unavailable" only for a job that can no longer be booked.
-    pub async fn book(&self, request: BookingRequest, start: RequestStart) -> Booked {
-        let (job, answer) = Job::new(request, start);
-        let state = job.state.clone();
-        if self.inner.enabled {
-            self.enqueue(job)?;
-        } else {
-            let db = self.inner.db.clone();
-            tokio::spawn(async move {
-                let event_id = job.request.event_id;
-                let jobs = admit(&db, vec![job]);
-                group::run(&db, event_id, jobs).await
-            });
-        }
-        match tokio::time::timeout_at(start.answer_by(), answer).await {
-            Ok(Ok(booked)) => booked,
-            // No answer in time (or the lane failed): decide for the job if it is not committing.
-            _ if state.abandon() => {
-                Err(AppError::Unavailable("booking not started in time".into()))
-            }
-            _ => Err(AppError::OutcomeUnknown(
-                "no answer from the booking lane".into(),
-            )),
+    /// Books or holds seats.
+    pub async fn book(
+        &self,
+        request: BookingRequest,
+        start: RequestStart,
+    ) -> Result<BookingWithEvent<BookedEvent>> {
+        match self
+            .submit(request.event_id, Op::Book(request), start)
+            .await?
+        {
+            Done::Booked(booking) => Ok(booking),
+            _ => Err(unexpected()),
         }
     }
 
-    fn enqueue(&self, job: Job) -> Result<(), AppError> {
-        let event_id = job.request.event_id;
+    /// Confirms a hold of `event_id`.
+    pub async fn confirm(
+        &self,
+        event_id: i32,
+        user_id: i32,
+        reference: Uuid,
+        start: RequestStart,
+    ) -> Result<BookingWithEvent<BookedEvent>> {
+        let op = Op::Confirm { user_id, reference };
+        match self.submit(event_id, op, start).await? {
+            Done::Booked(booking) => Ok(booking),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Cancels a booking or hold of `event_id`.
+    pub async fn cancel(
+        &self,
+        event_id: i32,
+        user_id: i32,
+        reference: Uuid,
+        start: RequestStart,
+    ) -> Result<BookingWithEvent<CancelledEvent>> {
+        let op = Op::Cancel { user_id, reference };
+        match self.submit(event_id, op, start).await? {
+            Done::Cancelled(booking) => Ok(booking),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Releases due holds of `event_id`; returns how many.
+    pub async fn expire(&self, event_id: i32, booking_ids: Vec<i32>) -> Result<usize> {
+        let op = Op::Expire { booking_ids };
+        match self.submit(event_id, op, RequestStart::now()).await? {
+            Done::Expired(count) => Ok(count),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Runs an organizer's change of the event alone in the event's lane, between groups, so
+    /// it never races the lane for the event's version; with no lane open for the event (no
+    /// booking traffic here), at once. `work` keeps its own deadlines (see
+    /// `db::commit::write_in_time`); it is never started once the caller has given up.
+    pub async fn solo<T: Send + 'static>(
+        &self,
+        event_id: i32,
+        start: RequestStart,
+        work: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        if !self.has_lane(event_id) {
+            return work.await;
+        }
+        let (sender, result) = oneshot::channel();
+        let op = Op::Solo(SoloWork::new(async move {
+            let _ = sender.send(work.await);
+        }));
+        self.submit(event_id, op, start).await?;
+        result.await.map_err(|_| unexpected())?
+    }
+
+    /// Hands a job to its event's lane (or runs it alone when lanes are off), and answers by
+    /// the request's deadline with what was committed: "unavailable" only for a job that can
+    /// no longer change anything.
+    async fn submit(&self, event_id: i32, op: Op, start: RequestStart) -> Answer {
+        let (job, answer) = Job::new(op, start);
+        let state = job.state.clone();
+        if self.inner.enabled {
+            self.enqueue(event_id, job)?;
+        } else {
+            let inner = self.inner.clone();
+            tokio::spawn(async move { inner.run(event_id, vec![job]).await });
+        }
+        match tokio::time::timeout_at(start.answer_by(), answer).await {
+            Ok(Ok(answer)) => answer,
+            // No answer in time (or the lane failed): decide for the job if it is not committing.
+            _ if state.abandon() => Err(AppError::Unavailable("not started in time".into())),
+            _ => Err(AppError::OutcomeUnknown("no answer from the lane".into())),
+        }
+    }
+
+    fn has_lane(&self, event_id: i32) -> bool {
+        self.inner.enabled
+            && self
+                .inner
+                .lanes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains_key(&event_id)
+    }
+
+    fn enqueue(&self, event_id: i32, job: Job) -> Result<()> {
         // Senders are used only under this lock, and a lane removes itself under it too, so a
         // job is never sent to a lane that has decided to end.
         let mut lanes = self
@@ -99,7 +191,7 @@ impl BookingLanes {
                 Ok(()) => return Ok(()),
                 Err(TrySendError::Full(job)) => {
                     group::release_all(&self.inner.db, std::slice::from_ref(&job));
-                    return Err(AppError::Unavailable("booking queue full".into()));
+                    return Err(AppError::Unavailable("lane queue full".into()));
                 }
                 // The lane ended (a panic): start a new one.
                 Err(TrySendError::Closed(job)) => job,
@@ -125,6 +217,42 @@ impl Inner {
         }
         next
     }
+
+    /// Carries out a batch taken from the queue: solo jobs alone, in order, the others as one
+    /// group. Returns false when the event does not exist.
+    async fn run(&self, event_id: i32, jobs: Vec<Job>) -> bool {
+        let mut found = true;
+        let mut group = Vec::new();
+        for job in admit(&self.db, jobs) {
+            if let Op::Solo(_) = job.op {
+                if !group.is_empty() {
+                    let batch = std::mem::take(&mut group);
+                    found &= group::run(&self.db, event_id, batch, self.hold_seconds).await;
+                }
+                run_solo(job).await;
+            } else {
+                group.push(job);
+            }
+        }
+        if !group.is_empty() {
+            found &= group::run(&self.db, event_id, group, self.hold_seconds).await;
+        }
+        found
+    }
+}
+
+/// A solo job keeps its own deadlines from here on, so its handler waits for its answer.
+async fn run_solo(job: Job) {
+    if !job.state.commit() {
+        return;
+    }
+    if let Some(work) = match &job.op {
+        Op::Solo(work) => work.take(),
+        _ => None,
+    } {
+        work.await;
+    }
+    let _ = job.reply.send(Ok(Done::Solo));
 }
 
 async fn run_lane(inner: Arc<Inner>, event_id: i32, mut jobs: mpsc::Receiver<Job>) {
@@ -145,23 +273,22 @@ async fn run_lane(inner: Arc<Inner>, event_id: i32, mut jobs: mpsc::Receiver<Job
                 },
             }
         };
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
+        let mut batch = vec![first];
+        while batch.len() < MAX_GROUP {
             match jobs.try_recv() {
-                Ok(job) => group.push(job),
+                Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
-        let group = admit(&inner.db, group);
         // An event that does not exist keeps no lane: answer what is queued, then end.
-        if !group.is_empty() && !group::run(&inner.db, event_id, group).await {
+        if !inner.run(event_id, batch).await {
             retiring = true;
         }
     }
 }
 
-/// Takes the jobs that can still be booked in time and whose callers still wait; answers the
-/// others 503 and frees their keys. None of them is ever booked.
+/// Takes the jobs that can still be carried out in time and whose callers still wait; answers
+/// the others 503 and frees their keys. None of them ever changes anything.
 fn admit(db: &PgPool, jobs: Vec<Job>) -> Vec<Job> {
     let latest_start = Instant::now() + MIN_TIME_LEFT;
     let (ready, dropped): (Vec<Job>, Vec<Job>) = jobs
@@ -170,7 +297,7 @@ fn admit(db: &PgPool, jobs: Vec<Job>) -> Vec<Job> {
     group::release_all(db, &dropped);
     for job in dropped {
         let _ = job.reply.send(Err(AppError::Unavailable(
-            "booking deadline passed in the queue".into(),
+            "deadline passed in the queue".into(),
         )));
     }
     ready

@@ -1,16 +1,18 @@
 //! Bookings: book, list, view and cancel seats, with optimistic locking.
 //!
-//! A booking goes handler → `lanes` (a bounded queue per event) → `group` (deadlines and the
-//! commit point) → `book` (the SQL of one attempt); `idempotency` records each key's outcome
-//! inside that same transaction.
+//! Every seat write goes handler → `lanes` (a bounded queue per event) → `group` (deadlines
+//! and the commit point) → `attempt` (the SQL of one attempt, by the `rules`); `idempotency`
+//! records each key's outcome inside that same transaction; `expiry` releases due holds.
 
-mod book;
+mod attempt;
+pub mod expiry;
 mod group;
 mod handlers;
 pub mod idempotency;
 pub mod job;
 pub mod lanes;
 pub mod model;
+mod rules;
 pub mod service;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -24,4 +26,5 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(handlers::create_booking, handlers::list_bookings))
         .routes(routes!(handlers::get_booking, handlers::cancel_booking))
+        .routes(routes!(handlers::confirm_booking))
 }

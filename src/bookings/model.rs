@@ -15,10 +15,14 @@ use crate::time::{self, Timestamp};
 pub enum BookingStatus {
     Confirmed,
     Cancelled,
+    /// Seats held until `expiresAt` (see Holds in API.md).
+    Pending,
+    /// A hold that was not confirmed in time; its seats went back.
+    Expired,
 }
 
 impl BookingStatus {
-    pub const NAMES: [&'static str; 2] = ["CONFIRMED", "CANCELLED"];
+    pub const NAMES: [&'static str; 4] = ["CONFIRMED", "CANCELLED", "PENDING", "EXPIRED"];
 }
 
 /// A booking row.
@@ -42,6 +46,10 @@ pub struct Booking {
     /// The booking's public handle.
     #[schema(example = "9b2f4c3e-8f1a-4d2b-a6c7-1e5d3f9a0b4c")]
     pub booking_reference: Uuid,
+    /// Set only while the booking is PENDING: when its hold ends.
+    #[serde(with = "time::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Timestamp>,
     #[serde(with = "time")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
@@ -52,7 +60,8 @@ pub struct Booking {
 
 /// The columns of `Booking`, for every query that reads one (table alias `b`).
 pub const BOOKING_COLUMNS: &str = "b.id, b.user_id, b.event_id, b.ticket_type_id, \
-    b.seat_count, b.total_price_cents, b.status, b.booking_reference, b.created_at, b.updated_at";
+    b.seat_count, b.total_price_cents, b.status, b.booking_reference, b.expires_at, \
+    b.created_at, b.updated_at";
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -65,6 +74,9 @@ pub struct CreateBookingRequest {
     /// Required when the event has several ticket types; else its only type.
     #[schema(value_type = Option<i32>, minimum = 1)]
     pub ticket_type_id: Option<i64>,
+    /// Hold the seats (PENDING) until `expiresAt` instead of confirming at once.
+    #[serde(default)]
+    pub hold: Option<bool>,
 }
 
 impl Validate for CreateBookingRequest {
@@ -189,12 +201,16 @@ pub struct BookingListParams {
     pub status: Option<String>,
 }
 
-/// The body of a 201 from POST /bookings. Fresh answers and Idempotency-Key replays are both
-/// this exact text.
+/// The body of a 201 from POST /bookings (and of a confirm): "confirmed" or "held" after the
+/// booking's status. Fresh answers and Idempotency-Key replays are both this exact text.
 pub fn confirmed_body(booking: &BookingWithEvent<BookedEvent>) -> String {
+    let message = match booking.booking.status {
+        BookingStatus::Pending => "Seats held successfully",
+        _ => "Booking confirmed successfully",
+    };
     let envelope = BookingEnvelope {
         success: true,
-        message: "Booking confirmed successfully",
+        message,
         data: booking,
     };
     // Plain structs of strings, numbers and timestamps always serialize.

@@ -1,17 +1,14 @@
-//! Listing, viewing and cancelling bookings (booking itself is in `book`, `group` and `lanes`).
+//! Reading bookings, and finding a booking's event (every seat write is in `lanes`).
 
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::job::{Booked, BookingRequest};
+use super::job::BookingRequest;
 use super::lanes::BookingLanes;
 use super::model::{
-    Booking, BookingDetail, BookingStatus, BookingWithEvent, CancelledEvent, ListedEvent,
-    BOOKING_COLUMNS,
+    BookedEvent, BookingDetail, BookingStatus, BookingWithEvent, ListedEvent, BOOKING_COLUMNS,
 };
-use crate::concurrency::{retry_optimistic, Attempt};
-use crate::db::commit::begin;
-use crate::db::commit::write_in_time;
+use super::rules::booking_not_found;
 use crate::error::{AppError, Result};
 use crate::http::deadline::RequestStart;
 use crate::http::{Page, PageMeta};
@@ -47,10 +44,6 @@ pub async fn list(
     Ok((data, page.meta(total)))
 }
 
-fn booking_not_found() -> AppError {
-    AppError::not_found("Booking not found")
-}
-
 /// One booking, for its owner or the organizer of its event.
 pub async fn detail(db: &PgPool, caller: i32, reference: Uuid) -> Result<BookingDetail> {
     let sql = format!(
@@ -73,110 +66,13 @@ pub async fn detail(db: &PgPool, caller: i32, reference: Uuid) -> Result<Booking
     Ok(detail)
 }
 
-/// The booking and its event as a cancellation reads them.
-#[derive(sqlx::FromRow)]
-struct BookingForCancel {
-    #[sqlx(flatten)]
-    booking: Booking,
-    title: String,
-    /// The event is past by the database's clock.
-    past: bool,
-    version: i64,
-}
-
-/// Cancels the caller's booking and releases its seats, exactly once: the status change is
-/// conditional on CONFIRMED, and the seat release is version-checked like a booking. Answers
-/// by the request's deadlines with what was committed.
-pub async fn cancel(
-    db: &PgPool,
-    caller: i32,
-    reference: Uuid,
-    start: RequestStart,
-) -> Result<BookingWithEvent<CancelledEvent>> {
-    let attempts = retry_optimistic(
-        || async move {
-            let mut tx = begin(db).await?;
-            let sql = format!(
-                "SELECT {BOOKING_COLUMNS}, e.title, COALESCE(e.event_date < now(), false) AS past, \
-                        e.version \
-                 FROM bookings b JOIN events e ON e.id = b.event_id WHERE b.booking_reference = $1"
-            );
-            let found = sqlx::query_as::<_, BookingForCancel>(&sql)
-                .bind(reference)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(booking_not_found)?;
-            check_cancellable(&found, caller)?;
-
-            let sql = format!(
-                "UPDATE bookings AS b SET status = 'CANCELLED', updated_at = now() \
-                 WHERE id = $1 AND status = 'CONFIRMED' RETURNING {BOOKING_COLUMNS}"
-            );
-            // A concurrent cancel that committed first leaves nothing to cancel here.
-            let cancelled = sqlx::query_as::<_, Booking>(&sql)
-                .bind(found.booking.id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(already_cancelled)?;
-            if !release_seats(&mut tx, &found).await? {
-                return Ok(Attempt::Lost);
-            }
-            let cancelled = BookingWithEvent {
-                event: CancelledEvent {
-                    id: cancelled.event_id,
-                    title: found.title,
-                },
-                booking: cancelled,
-            };
-            Ok(Attempt::Done((Some(tx), cancelled)))
-        },
-        || AppError::conflict("Cancellation failed due to high demand. Please try again."),
-    );
-    write_in_time(start, attempts).await
-}
-
-fn already_cancelled() -> AppError {
-    AppError::bad_request("Booking is already cancelled")
-}
-
-fn check_cancellable(found: &BookingForCancel, caller: i32) -> Result<()> {
-    if found.booking.user_id != caller {
-        return Err(AppError::forbidden("You can only cancel your own bookings"));
-    }
-    if found.booking.status == BookingStatus::Cancelled {
-        return Err(already_cancelled());
-    }
-    if found.past {
-        return Err(AppError::bad_request(
-            "Cannot cancel booking for past events",
-        ));
-    }
-    Ok(())
-}
-
-/// The version-checked release, on the event and (only if that wins) on the booking's type,
-/// in one statement.
-async fn release_seats(
-    tx: &mut Transaction<'_, Postgres>,
-    found: &BookingForCancel,
-) -> Result<bool> {
-    let written: i64 = sqlx::query_scalar(
-        "WITH released AS ( \
-             UPDATE events SET available_seats = available_seats + $3, version = version + 1, \
-                    updated_at = now() \
-             WHERE id = $1 AND version = $2 RETURNING id), \
-         typed AS ( \
-             UPDATE ticket_types t SET available_seats = t.available_seats + $3, updated_at = now() \
-             FROM released WHERE t.id = $4 AND t.event_id = released.id) \
-         SELECT count(*) FROM released",
-    )
-    .bind(found.booking.event_id)
-    .bind(found.version)
-    .bind(found.booking.seat_count)
-    .bind(found.booking.ticket_type_id)
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok(written == 1)
+/// The event a booking belongs to, to route a confirm or cancel to that event's lane.
+pub async fn event_of(db: &PgPool, reference: Uuid) -> Result<i32> {
+    sqlx::query_scalar("SELECT event_id FROM bookings WHERE booking_reference = $1")
+        .bind(reference)
+        .fetch_optional(db)
+        .await?
+        .ok_or_else(booking_not_found)
 }
 
 /// One booking outside any HTTP request (the seed program): a group of one, in its own
@@ -187,15 +83,16 @@ pub async fn book_direct(
     event_id: i32,
     ticket_type_id: Option<i32>,
     seats: i32,
-) -> Booked {
+) -> Result<BookingWithEvent<BookedEvent>> {
     let request = BookingRequest {
         user_id,
         event_id,
         ticket_type_id,
         seats,
+        hold: false,
         key: None,
     };
-    BookingLanes::new(db.clone(), false)
+    BookingLanes::new(db.clone(), false, 600)
         .book(request, RequestStart::now())
         .await
 }

@@ -11,6 +11,7 @@ use super::model::{
 use super::service::{self, EventFilter};
 use crate::auth::{MaybeAuthUser, Organizer};
 use crate::error::{AppError, ErrorBody, Result};
+use crate::http::deadline::RequestStart;
 use crate::http::params::{page_and_status, parse_enum};
 use crate::http::{IdPath, Page, Paginated, QueryParams, ValidatedJson};
 use crate::state::AppState;
@@ -126,11 +127,16 @@ pub async fn create_event(
 )]
 pub async fn update_event(
     State(state): State<AppState>,
+    start: RequestStart,
     Organizer(caller): Organizer,
     IdPath(id): IdPath,
     ValidatedJson(body): ValidatedJson<UpdateEventRequest>,
 ) -> Result<Json<EventView>> {
-    Ok(Json(service::update(&state.db, id, caller.id, body).await?))
+    // A seat edit goes through the event's lane, so it never loses the version race to the
+    // event's bookings on this instance.
+    let db = state.db.clone();
+    let work = async move { service::update(&db, id, caller.id, body).await };
+    Ok(Json(state.bookings.solo(id, start, work).await?))
 }
 
 /// Delete an event (its organizer)

@@ -70,6 +70,8 @@ fn deserialize_error(error: serde_path_to_error::Error<serde_json::Error>) -> Ap
         "must be an integer number"
     } else if expected.starts_with("a string") {
         "must be a string"
+    } else if expected.starts_with("a boolean") {
+        "must be a boolean value"
     } else {
         "has an invalid value"
     };

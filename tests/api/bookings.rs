@@ -292,11 +292,14 @@ async fn list_shows_only_my_bookings_newest_first() {
     );
     assert_eq!(page["data"][0]["bookingReference"], first.as_str());
 
+    // Holds made PENDING and EXPIRED statuses too.
     let (status, body) = parts(app.get("/bookings?status=PENDING", Some(&me)).await).await;
+    assert_eq!((status, &body["meta"]["total"]), (200, &json!(0)), "{body}");
+    let (status, body) = parts(app.get("/bookings?status=HELD", Some(&me)).await).await;
     assert_validation(
         status,
         &body,
-        &["status must be one of the following values: CONFIRMED, CANCELLED"],
+        &["status must be one of the following values: CONFIRMED, CANCELLED, PENDING, EXPIRED"],
     );
     let (status, body) = parts(app.get("/bookings?limit=101", Some(&me)).await).await;
     assert_validation(status, &body, &["limit must not be greater than 100"]);

@@ -207,7 +207,9 @@ impl TestApp {
             .await
             .expect("bind");
         let address = format!("http://{}", listener.local_addr().expect("local addr"));
-        let router = build_router(AppState::new(db, config));
+        let state = AppState::new(db, config);
+        event_booking::jobs::spawn_background(&state);
+        let router = build_router(state);
         tokio::spawn(serve(listener, router, std::future::pending()));
         ServerOnly { address }
     }

@@ -92,6 +92,13 @@ async fn openapi_documents_every_route_completely() {
         ),
         (
             "post",
+            "/bookings/{bookingReference}/confirm",
+            false,
+            "required",
+            &["200", "400", "401", "403", "404", "409", "503"],
+        ),
+        (
+            "post",
             "/events/{id}/ticket-types",
             true,
             "required",

@@ -37,7 +37,9 @@ pub async fn add_ticket_type(
     IdPath(event_id): IdPath,
     ValidatedJson(body): ValidatedJson<NewTicketType>,
 ) -> Result<(StatusCode, Json<TicketType>)> {
-    let created = service::add(&state.db, event_id, caller.id, &body, start).await?;
+    let db = state.db.clone();
+    let work = async move { service::add(&db, event_id, caller.id, &body, start).await };
+    let created = state.bookings.solo(event_id, start, work).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -70,7 +72,10 @@ pub async fn update_ticket_type(
     IdPairPath(event_id, type_id): IdPairPath,
     ValidatedJson(body): ValidatedJson<UpdateTicketType>,
 ) -> Result<Json<TicketType>> {
-    let updated = service::update(&state.db, event_id, type_id, caller.id, &body, start).await?;
+    let db = state.db.clone();
+    let work =
+        async move { service::update(&db, event_id, type_id, caller.id, &body, start).await };
+    let updated = state.bookings.solo(event_id, start, work).await?;
     Ok(Json(updated))
 }
 
@@ -100,7 +105,9 @@ pub async fn delete_ticket_type(
     Organizer(caller): Organizer,
     IdPairPath(event_id, type_id): IdPairPath,
 ) -> Result<Json<TicketTypeDeleted>> {
-    service::delete(&state.db, event_id, type_id, caller.id, start).await?;
+    let db = state.db.clone();
+    let work = async move { service::delete(&db, event_id, type_id, caller.id, start).await };
+    state.bookings.solo(event_id, start, work).await?;
     Ok(Json(TicketTypeDeleted {
         message: "Ticket type deleted successfully",
         ticket_type_id: type_id,

@@ -1,0 +1,653 @@
+//! One attempt at a group of seat operations of one event, as DESIGN.md describes it: in one
+//! transaction, lock the bookings' Idempotency-Key claims, read the event with its version and
+//! its ticket types (and the bookings that confirms, cancels and expiries name), apply each
+//! operation in order to that state, then write the result: one version-checked UPDATE of the
+//! event (its version grows by one per booking, cancel or expiry, as if they had run one by
+//! one), the per-type seat counts, the new bookings, the status changes, and each key's
+//! outcome. The attempt stops short of COMMIT: the caller decides whether there is still time
+//! to send it (see `group`).
+
+use std::collections::HashMap;
+
+use axum::http::StatusCode;
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::idempotency::{self, KeyClaim};
+use super::job::{Answer, BookingRequest, Done, Op};
+use super::model::{
+    confirmed_body, BookedEvent, Booking, BookingStatus, BookingWithEvent, CancelledEvent,
+    BOOKING_COLUMNS,
+};
+use super::rules::{self, EventState, Existing};
+use crate::auth::invalid_token;
+use crate::concurrency::Attempt;
+use crate::db::commit::{begin, Tx};
+use crate::error::{AppError, Result};
+use crate::events::service::not_found as event_not_found;
+
+/// An attempt that is ready for COMMIT, with the answer for every operation of the group.
+pub struct Prepared {
+    /// `None` when nothing was written (every operation refused, no key to record).
+    pub tx: Option<Tx>,
+    pub outcomes: Vec<Answer>,
+    /// False when the event does not exist: its lane can end at once.
+    pub event_found: bool,
+}
+
+/// What one operation changes, once its rules passed.
+enum Effect {
+    /// A new booking of the type at this index.
+    Insert { op: usize, type_index: usize },
+    /// A booking's status change; cancels and expiries give its seats back to its type.
+    Status {
+        op: usize,
+        booking_id: i32,
+        from: BookingStatus,
+        to: BookingStatus,
+        release: Option<(usize, i32)>,
+    },
+}
+
+fn taken_over() -> AppError {
+    AppError::Unavailable("the idempotency key was taken over by a retry".into())
+}
+
+pub async fn prepare_group(
+    db: &PgPool,
+    event_id: i32,
+    ops: &[&Op],
+    hold_seconds: i32,
+) -> Result<Attempt<Prepared>> {
+    let mut tx = begin(db).await?;
+    let held = lock_claims(&mut tx, ops).await?;
+    let Some(event) = read_event(&mut tx, event_id, ops).await? else {
+        let outcomes = no_such_event(&mut tx, event_id, ops, &held).await?;
+        return finish(tx, ops, outcomes, false, false).await;
+    };
+    let mut existing = read_bookings(&mut tx, event_id, ops).await?;
+
+    let mut available = event.type_available.clone();
+    let mut refusals: Vec<Option<AppError>> = Vec::with_capacity(ops.len());
+    let mut effects: Vec<Effect> = Vec::new();
+    for (index, op) in ops.iter().enumerate() {
+        let refusal = match op {
+            Op::Book(request) if !held[index] => Some(taken_over()),
+            Op::Book(request) => match rules::bookable(&event, request, &available) {
+                Ok(type_index) => {
+                    available[type_index] -= request.seats;
+                    effects.push(Effect::Insert {
+                        op: index,
+                        type_index,
+                    });
+                    None
+                }
+                Err(error) => Some(error),
+            },
+            Op::Cancel { user_id, reference } | Op::Confirm { user_id, reference } => {
+                let cancel = matches!(op, Op::Cancel { .. });
+                match change_status(&event, &mut existing, *reference, *user_id, cancel) {
+                    Ok(change) => {
+                        if let Some((type_index, seats)) = change.release {
+                            available[type_index] += seats;
+                        }
+                        effects.push(Effect::Status {
+                            op: index,
+                            booking_id: change.booking_id,
+                            from: change.from,
+                            to: change.to,
+                            release: change.release,
+                        });
+                        None
+                    }
+                    Err(error) => Some(error),
+                }
+            }
+            Op::Expire { booking_ids } => {
+                for id in booking_ids {
+                    let Some(found) = existing.get_mut(&Key::Id(*id)) else {
+                        continue;
+                    };
+                    if rules::expirable(found) {
+                        found.booking.status = BookingStatus::Expired;
+                        let release = type_of(&event, &found.booking);
+                        if let Some((type_index, seats)) = release {
+                            available[type_index] += seats;
+                        }
+                        effects.push(Effect::Status {
+                            op: index,
+                            booking_id: *id,
+                            from: BookingStatus::Pending,
+                            to: BookingStatus::Expired,
+                            release,
+                        });
+                    }
+                }
+                None
+            }
+            Op::Solo(_) => Some(AppError::Internal(anyhow::anyhow!(
+                "a solo job reached a group"
+            ))),
+        };
+        refusals.push(refusal);
+    }
+    if effects.is_empty() {
+        let outcomes = refusals
+            .into_iter()
+            .map(|r| r.map_or(Ok(Done::Expired(0)), Err))
+            .collect();
+        return finish(tx, ops, outcomes, false, true).await;
+    }
+    let Some(written) = write(&mut tx, &event, ops, &effects, &available, hold_seconds).await?
+    else {
+        return Ok(Attempt::Lost);
+    };
+    let outcomes = answers(&event, ops, refusals, &effects, written);
+    finish(tx, ops, outcomes, true, true).await
+}
+
+/// Bookings by reference (confirm, cancel) or by id (expiry).
+#[derive(Hash, PartialEq, Eq)]
+enum Key {
+    Reference(Uuid),
+    Id(i32),
+}
+
+/// A confirm's or a cancel's change of a booking.
+struct StatusChange {
+    booking_id: i32,
+    from: BookingStatus,
+    to: BookingStatus,
+    /// The type (index) and seats a cancel gives back.
+    release: Option<(usize, i32)>,
+}
+
+/// The checks of a confirm or a cancel, and the change in memory (later operations of the
+/// group see it).
+fn change_status(
+    event: &EventState,
+    existing: &mut HashMap<Key, Existing>,
+    reference: Uuid,
+    user_id: i32,
+    cancel: bool,
+) -> Result<StatusChange> {
+    let id = existing
+        .get(&Key::Reference(reference))
+        .map(|found| found.booking.id)
+        .ok_or_else(rules::booking_not_found)?;
+    let found = existing
+        .get_mut(&Key::Id(id))
+        .ok_or_else(rules::booking_not_found)?;
+    let from = found.booking.status;
+    let (to, release) = if cancel {
+        rules::cancellable(event, found, user_id)?;
+        (BookingStatus::Cancelled, type_of(event, &found.booking))
+    } else {
+        rules::confirmable(event, found, user_id)?;
+        (BookingStatus::Confirmed, None)
+    };
+    found.booking.status = to;
+    // Both keys name the same booking: keep them in step.
+    let updated = found.clone();
+    existing.insert(Key::Reference(reference), updated);
+    Ok(StatusChange {
+        booking_id: id,
+        from,
+        to,
+        release,
+    })
+}
+
+/// The booking's type as an index into the event's types, with its seats.
+fn type_of(event: &EventState, booking: &Booking) -> Option<(usize, i32)> {
+    event
+        .type_ids
+        .iter()
+        .position(|t| *t == booking.ticket_type_id)
+        .map(|index| (index, booking.seat_count))
+}
+
+/// Per operation, whether it may proceed: only bookings with a key can be stopped here, when
+/// their claim is no longer held by their token (a retry took it over).
+async fn lock_claims(tx: &mut Transaction<'_, Postgres>, ops: &[&Op]) -> Result<Vec<bool>> {
+    let claims: Vec<(i32, &KeyClaim)> = ops.iter().filter_map(|op| op.key()).collect();
+    let mut held = if claims.is_empty() {
+        Vec::new()
+    } else {
+        idempotency::lock_held(tx, &claims).await?
+    }
+    .into_iter();
+    Ok(ops
+        .iter()
+        .map(|op| op.key().is_none() || held.next().unwrap_or(false))
+        .collect())
+}
+
+/// Reads the event with its version and types, and which of the booking users still exist,
+/// in one round trip.
+async fn read_event(
+    tx: &mut Transaction<'_, Postgres>,
+    id: i32,
+    ops: &[&Op],
+) -> Result<Option<EventState>> {
+    let users: Vec<i32> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Book(request) => Some(request.user_id),
+            _ => None,
+        })
+        .collect();
+    Ok(sqlx::query_as::<_, EventState>(
+        "SELECT e.id, e.title, e.event_date, COALESCE(e.event_date < now(), false) AS past, \
+                e.organizer_id, e.status, e.version, \
+                ARRAY(SELECT t.id FROM ticket_types t WHERE t.event_id = e.id ORDER BY t.id) AS type_ids, \
+                ARRAY(SELECT t.price_cents FROM ticket_types t WHERE t.event_id = e.id ORDER BY t.id) AS type_prices, \
+                ARRAY(SELECT t.available_seats FROM ticket_types t WHERE t.event_id = e.id ORDER BY t.id) AS type_available, \
+                ARRAY(SELECT u.id FROM users u WHERE u.id = ANY($2)) AS known_users \
+         FROM events e WHERE e.id = $1",
+    )
+    .bind(id)
+    .bind(&users)
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+/// The bookings named by the group's confirms, cancels and expiries, by reference and by id.
+async fn read_bookings(
+    tx: &mut Transaction<'_, Postgres>,
+    event_id: i32,
+    ops: &[&Op],
+) -> Result<HashMap<Key, Existing>> {
+    let mut references = Vec::new();
+    let mut ids = Vec::new();
+    for op in ops {
+        match op {
+            Op::Confirm { reference, .. } | Op::Cancel { reference, .. } => {
+                references.push(*reference)
+            }
+            Op::Expire { booking_ids } => ids.extend_from_slice(booking_ids),
+            _ => {}
+        }
+    }
+    if references.is_empty() && ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = sqlx::query_as::<_, Existing>(&format!(
+        "SELECT {BOOKING_COLUMNS}, COALESCE(b.expires_at <= clock_timestamp(), false) AS due \
+         FROM bookings b \
+         WHERE b.event_id = $1 AND (b.booking_reference = ANY($2) OR b.id = ANY($3))"
+    ))
+    .bind(event_id)
+    .bind(&references)
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut found = HashMap::new();
+    for row in rows {
+        found.insert(Key::Reference(row.booking.booking_reference), row.clone());
+        found.insert(Key::Id(row.booking.id), row);
+    }
+    Ok(found)
+}
+
+/// The answers when the event does not exist: bookings get 404 (but 401 first for a token
+/// whose user is gone); expiries have nothing to do.
+async fn no_such_event(
+    tx: &mut Transaction<'_, Postgres>,
+    event_id: i32,
+    ops: &[&Op],
+    held: &[bool],
+) -> Result<Vec<Answer>> {
+    let users: Vec<i32> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Book(request) => Some(request.user_id),
+            _ => None,
+        })
+        .collect();
+    let known: Vec<i32> = sqlx::query_scalar("SELECT id FROM users WHERE id = ANY($1)")
+        .bind(&users)
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(ops
+        .iter()
+        .zip(held)
+        .map(|(op, held)| match op {
+            Op::Book(_) if !held => Err(taken_over()),
+            Op::Book(request) if known.contains(&request.user_id) => Err(event_not_found(event_id)),
+            Op::Book(_) => Err(invalid_token()),
+            Op::Expire { .. } => Ok(Done::Expired(0)),
+            _ => Err(rules::booking_not_found()),
+        })
+        .collect())
+}
+
+/// The rows the writes returned: new bookings by reference, changed ones by id.
+struct Written {
+    /// In the order of the group's bookings.
+    inserted: Vec<Booking>,
+    changed: HashMap<i32, Booking>,
+}
+
+/// All writes of the attempt. `None` when the version check failed (a lost race).
+async fn write(
+    tx: &mut Transaction<'_, Postgres>,
+    event: &EventState,
+    ops: &[&Op],
+    effects: &[Effect],
+    available: &[i32],
+    hold_seconds: i32,
+) -> Result<Option<Written>> {
+    // Every booking, cancel and expiry counts as one change of the event, as if one by one.
+    let changes = effects
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Effect::Insert { .. }
+                    | Effect::Status {
+                        release: Some(_),
+                        ..
+                    }
+            )
+        })
+        .count() as i64;
+    let delta: i32 = available.iter().sum::<i32>() - event.type_available.iter().sum::<i32>();
+    let (type_ids, type_deltas): (Vec<i32>, Vec<i32>) = event
+        .type_ids
+        .iter()
+        .zip(available.iter().zip(&event.type_available))
+        .filter(|(_, (now, before))| now != before)
+        .map(|(id, (now, before))| (*id, now - before))
+        .unzip();
+    let inserts: Vec<(usize, usize)> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Insert { op, type_index } => Some((*op, *type_index)),
+            _ => None,
+        })
+        .collect();
+    let mut inserted = Vec::new();
+    if inserts.is_empty() {
+        if !move_seats(tx, event, changes, delta, &type_ids, &type_deltas).await? {
+            return Ok(None);
+        }
+    } else {
+        let rows = take_seats_and_insert(
+            tx,
+            event,
+            ops,
+            &inserts,
+            (changes, delta),
+            (&type_ids, &type_deltas),
+            hold_seconds,
+        )
+        .await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        inserted = rows;
+    }
+    let changed = change_statuses(tx, effects).await?;
+    let expected = effects
+        .iter()
+        .filter(|e| matches!(e, Effect::Status { .. }))
+        .count();
+    // Another instance changed one of these bookings since we read it: start over.
+    if changed.len() != expected {
+        return Ok(None);
+    }
+    Ok(Some(Written { inserted, changed }))
+}
+
+/// The version-checked write of the event and its types, without new bookings. With only
+/// confirms (`changes` 0) it still checks the version, so a confirm never slips past a
+/// concurrent change of the event's status.
+async fn move_seats(
+    tx: &mut Transaction<'_, Postgres>,
+    event: &EventState,
+    changes: i64,
+    delta: i32,
+    type_ids: &[i32],
+    type_deltas: &[i32],
+) -> Result<bool> {
+    let written: i64 = sqlx::query_scalar(
+        "WITH moved AS ( \
+             UPDATE events SET available_seats = available_seats + $3, version = version + $4, \
+                    updated_at = CASE WHEN $4 > 0 THEN now() ELSE updated_at END \
+             WHERE id = $1 AND version = $2 RETURNING id), \
+         types AS ( \
+             UPDATE ticket_types tt SET available_seats = tt.available_seats + x.delta, \
+                    updated_at = now() \
+             FROM moved, UNNEST($5::integer[], $6::integer[]) AS x(type_id, delta) \
+             WHERE tt.id = x.type_id AND tt.event_id = moved.id) \
+         SELECT count(*) FROM moved",
+    )
+    .bind(event.id)
+    .bind(event.version)
+    .bind(delta)
+    .bind(changes)
+    .bind(type_ids)
+    .bind(type_deltas)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(written == 1)
+}
+
+/// The version-checked write, the per-type seats and the new bookings, as one statement: the
+/// UPDATE of the event matches no row when another writer changed the event since we read it,
+/// and then no type is touched, nothing is inserted and no row comes back.
+async fn take_seats_and_insert(
+    tx: &mut Transaction<'_, Postgres>,
+    event: &EventState,
+    ops: &[&Op],
+    inserts: &[(usize, usize)],
+    (changes, delta): (i64, i32),
+    (type_ids, type_deltas): (&[i32], &[i32]),
+    hold_seconds: i32,
+) -> Result<Vec<Booking>> {
+    let requests: Vec<(&BookingRequest, usize)> = inserts
+        .iter()
+        .filter_map(|(op, type_index)| match ops[*op] {
+            Op::Book(request) => Some((request, *type_index)),
+            _ => None,
+        })
+        .collect();
+    let users: Vec<i32> = requests.iter().map(|(r, _)| r.user_id).collect();
+    let types: Vec<i32> = requests.iter().map(|(_, t)| event.type_ids[*t]).collect();
+    let counts: Vec<i32> = requests.iter().map(|(r, _)| r.seats).collect();
+    let prices: Vec<i64> = requests
+        .iter()
+        .map(|(r, t)| i64::from(r.seats) * i64::from(event.type_prices[*t]))
+        .collect();
+    let holds: Vec<bool> = requests.iter().map(|(r, _)| r.hold).collect();
+    let references: Vec<Uuid> = requests.iter().map(|_| Uuid::new_v4()).collect();
+    let sql = format!(
+        "WITH taken AS ( \
+             UPDATE events SET available_seats = available_seats + $3, \
+                    version = version + $4, updated_at = now() \
+             WHERE id = $1 AND version = $2 RETURNING id), \
+         types AS ( \
+             UPDATE ticket_types tt SET available_seats = tt.available_seats + x.delta, \
+                    updated_at = now() \
+             FROM taken, UNNEST($5::integer[], $6::integer[]) AS x(type_id, delta) \
+             WHERE tt.id = x.type_id AND tt.event_id = taken.id) \
+         INSERT INTO bookings AS b \
+             (user_id, event_id, ticket_type_id, seat_count, total_price_cents, booking_reference, \
+              status, expires_at, confirmed_at) \
+         SELECT t.user_id, taken.id, t.type_id, t.seats, t.price, t.reference, \
+                CASE WHEN t.hold THEN 'PENDING'::booking_status ELSE 'CONFIRMED' END, \
+                CASE WHEN t.hold THEN now() + make_interval(secs => $13) END, \
+                CASE WHEN t.hold THEN NULL ELSE now() END \
+         FROM taken, UNNEST($7::integer[], $8::integer[], $9::integer[], $10::bigint[], \
+                            $11::uuid[], $12::boolean[]) \
+              AS t(user_id, type_id, seats, price, reference, hold) \
+         RETURNING {BOOKING_COLUMNS}"
+    );
+    let mut rows = sqlx::query_as::<_, Booking>(&sql)
+        .bind(event.id)
+        .bind(event.version)
+        .bind(delta)
+        .bind(changes)
+        .bind(type_ids)
+        .bind(type_deltas)
+        .bind(&users)
+        .bind(&types)
+        .bind(&counts)
+        .bind(&prices)
+        .bind(&references)
+        .bind(&holds)
+        .bind(f64::from(hold_seconds))
+        .fetch_all(&mut **tx)
+        .await?;
+    // RETURNING's order is not promised: put the rows back in request order.
+    rows.sort_by_key(|row| references.iter().position(|r| *r == row.booking_reference));
+    Ok(rows)
+}
+
+/// Each status change, conditional on the status it was read with, so a booking changed by
+/// another instance in between is not changed again here.
+async fn change_statuses(
+    tx: &mut Transaction<'_, Postgres>,
+    effects: &[Effect],
+) -> Result<HashMap<i32, Booking>> {
+    let mut ids = Vec::new();
+    let mut from = Vec::new();
+    let mut to = Vec::new();
+    for effect in effects {
+        if let Effect::Status {
+            booking_id,
+            from: f,
+            to: t,
+            ..
+        } = effect
+        {
+            ids.push(*booking_id);
+            from.push(status_name(*f));
+            to.push(status_name(*t));
+        }
+    }
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = sqlx::query_as::<_, Booking>(&format!(
+        "UPDATE bookings AS b SET status = x.to_status::booking_status, expires_at = NULL, \
+                confirmed_at = CASE WHEN x.to_status = 'CONFIRMED' THEN now() \
+                                    ELSE b.confirmed_at END, \
+                updated_at = now() \
+         FROM UNNEST($1::integer[], $2::text[], $3::text[]) AS x(id, from_status, to_status) \
+         WHERE b.id = x.id AND b.status = x.from_status::booking_status \
+         RETURNING {BOOKING_COLUMNS}"
+    ))
+    .bind(&ids)
+    .bind(&from)
+    .bind(&to)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().map(|b| (b.id, b)).collect())
+}
+
+fn status_name(status: BookingStatus) -> &'static str {
+    match status {
+        BookingStatus::Confirmed => "CONFIRMED",
+        BookingStatus::Cancelled => "CANCELLED",
+        BookingStatus::Pending => "PENDING",
+        BookingStatus::Expired => "EXPIRED",
+    }
+}
+
+/// One answer per operation, from the refusals and the rows the writes returned.
+fn answers(
+    event: &EventState,
+    ops: &[&Op],
+    refusals: Vec<Option<AppError>>,
+    effects: &[Effect],
+    mut written: Written,
+) -> Vec<Answer> {
+    let summary = BookedEvent {
+        id: event.id,
+        title: event.title.clone(),
+        event_date: event.event_date,
+        organizer_id: event.organizer_id,
+    };
+    let missing = || AppError::Internal(anyhow::anyhow!("a written booking row is missing"));
+    let mut new_rows = written.inserted.into_iter();
+    let mut expired = vec![0usize; ops.len()];
+    let mut by_op: HashMap<usize, Booking> = HashMap::new();
+    for effect in effects {
+        match effect {
+            Effect::Insert { op, .. } => {
+                if let Some(row) = new_rows.next() {
+                    by_op.insert(*op, row);
+                }
+            }
+            Effect::Status { op, booking_id, .. } => {
+                if matches!(ops[*op], Op::Expire { .. }) {
+                    expired[*op] += 1;
+                } else if let Some(row) = written.changed.remove(booking_id) {
+                    by_op.insert(*op, row);
+                }
+            }
+        }
+    }
+    refusals
+        .into_iter()
+        .enumerate()
+        .map(|(index, refusal)| {
+            if let Some(error) = refusal {
+                return Err(error);
+            }
+            match ops[index] {
+                Op::Expire { .. } => Ok(Done::Expired(expired[index])),
+                Op::Cancel { .. } => by_op.remove(&index).ok_or_else(missing).map(|booking| {
+                    Done::Cancelled(BookingWithEvent {
+                        event: CancelledEvent {
+                            id: event.id,
+                            title: event.title.clone(),
+                        },
+                        booking,
+                    })
+                }),
+                _ => by_op.remove(&index).ok_or_else(missing).map(|booking| {
+                    Done::Booked(BookingWithEvent {
+                        booking,
+                        event: summary.clone(),
+                    })
+                }),
+            }
+        })
+        .collect()
+}
+
+/// Records the outcome of every held key in the transaction, and hands it over for COMMIT if
+/// it wrote anything.
+async fn finish(
+    mut tx: Tx,
+    ops: &[&Op],
+    outcomes: Vec<Answer>,
+    wrote: bool,
+    event_found: bool,
+) -> Result<Attempt<Prepared>> {
+    let mut records = Vec::new();
+    for (op, outcome) in ops.iter().zip(&outcomes) {
+        let Some((user_id, key)) = op.key() else {
+            continue;
+        };
+        let stored = match outcome {
+            Ok(Done::Booked(booking)) => Some((StatusCode::CREATED, confirmed_body(booking))),
+            Ok(_) => None,
+            // A claim taken over is the other request's to record.
+            Err(error) => error.client_body(),
+        };
+        if let Some((status, body)) = stored {
+            records.push((user_id, key, status, body));
+        }
+    }
+    idempotency::record(&mut tx, &records).await?;
+    let wrote = wrote || !records.is_empty();
+    Ok(Attempt::Done(Prepared {
+        tx: wrote.then_some(tx),
+        outcomes,
+        event_found,
+    }))
+}

@@ -1,0 +1,147 @@
+//! The rules of each seat operation, in the contract's order, checked against the state one
+//! attempt read (and that earlier operations of the same group have already changed).
+
+use super::job::BookingRequest;
+use super::model::{Booking, BookingStatus};
+use crate::auth::invalid_token;
+use crate::error::{AppError, Result};
+use crate::events::model::EventStatus;
+use crate::events::service::not_found as event_not_found;
+use crate::events::ticket_types::service::not_found as ticket_type_not_found;
+use crate::time::Timestamp;
+
+/// The event as an attempt reads it, with its ticket types in `id` order.
+#[derive(sqlx::FromRow)]
+pub struct EventState {
+    pub id: i32,
+    pub title: String,
+    pub event_date: Option<Timestamp>,
+    /// In the past by the database's clock, the clock of every stored timestamp.
+    pub past: bool,
+    pub organizer_id: i32,
+    pub status: EventStatus,
+    pub version: i64,
+    pub type_ids: Vec<i32>,
+    pub type_prices: Vec<i32>,
+    pub type_available: Vec<i32>,
+    /// The booking users that exist (a token can outlive its user).
+    pub known_users: Vec<i32>,
+}
+
+/// A booking a confirm, cancel or expiry works on.
+#[derive(sqlx::FromRow, Clone)]
+pub struct Existing {
+    #[sqlx(flatten)]
+    pub booking: Booking,
+    /// A PENDING hold whose `expiresAt` has passed, by the database's clock.
+    pub due: bool,
+}
+
+impl Existing {
+    fn hold_expired(&self) -> bool {
+        self.booking.status == BookingStatus::Expired
+            || (self.booking.status == BookingStatus::Pending && self.due)
+    }
+}
+
+/// Book (or hold): returns the index of the chosen type. `available` counts, per type, the
+/// seats the earlier operations of the group left.
+pub fn bookable(event: &EventState, request: &BookingRequest, available: &[i32]) -> Result<usize> {
+    if !event.known_users.contains(&request.user_id) {
+        return Err(invalid_token());
+    }
+    // A draft does not exist for anyone but its organizer.
+    if event.status == EventStatus::Draft && event.organizer_id != request.user_id {
+        return Err(event_not_found(event.id));
+    }
+    open_for_booking(event)?;
+    let type_index = match request.ticket_type_id {
+        Some(id) => event
+            .type_ids
+            .iter()
+            .position(|t| *t == id)
+            .ok_or_else(|| ticket_type_not_found(id))?,
+        None if event.type_ids.len() == 1 => 0,
+        None => {
+            return Err(AppError::bad_request(
+                "ticketTypeId is required: this event has several ticket types",
+            ))
+        }
+    };
+    let left = available.get(type_index).copied().unwrap_or(0);
+    if left < request.seats {
+        return Err(AppError::conflict(format!(
+            "Not enough seats available. Requested: {}, Available: {left}",
+            request.seats
+        )));
+    }
+    Ok(type_index)
+}
+
+/// The event rules that booking and confirming share.
+fn open_for_booking(event: &EventState) -> Result<()> {
+    if event.status != EventStatus::Published {
+        return Err(AppError::bad_request(format!(
+            "Event is not available for booking. Current status: {}",
+            event.status.as_str()
+        )));
+    }
+    if event.past {
+        return Err(AppError::bad_request("Cannot book past events"));
+    }
+    Ok(())
+}
+
+pub fn already_cancelled() -> AppError {
+    AppError::bad_request("Booking is already cancelled")
+}
+
+fn hold_expired() -> AppError {
+    AppError::bad_request("Booking hold has expired")
+}
+
+pub fn booking_not_found() -> AppError {
+    AppError::not_found("Booking not found")
+}
+
+/// Cancel a CONFIRMED booking or a PENDING hold of the caller's.
+pub fn cancellable(event: &EventState, found: &Existing, caller: i32) -> Result<()> {
+    if found.booking.user_id != caller {
+        return Err(AppError::forbidden("You can only cancel your own bookings"));
+    }
+    if found.booking.status == BookingStatus::Cancelled {
+        return Err(already_cancelled());
+    }
+    if found.hold_expired() {
+        return Err(hold_expired());
+    }
+    if event.past {
+        return Err(AppError::bad_request(
+            "Cannot cancel booking for past events",
+        ));
+    }
+    Ok(())
+}
+
+/// Confirm a PENDING hold of the caller's, before its `expiresAt`, of a bookable event.
+pub fn confirmable(event: &EventState, found: &Existing, caller: i32) -> Result<()> {
+    if found.booking.user_id != caller {
+        return Err(AppError::forbidden(
+            "You can only confirm your own bookings",
+        ));
+    }
+    match found.booking.status {
+        BookingStatus::Confirmed => {
+            return Err(AppError::bad_request("Booking is already confirmed"))
+        }
+        BookingStatus::Cancelled => return Err(already_cancelled()),
+        _ if found.hold_expired() => return Err(hold_expired()),
+        _ => {}
+    }
+    open_for_booking(event)
+}
+
+/// Expire a hold: only a PENDING one that is due. Anything else was settled already.
+pub fn expirable(found: &Existing) -> bool {
+    found.booking.status == BookingStatus::Pending && found.due
+}

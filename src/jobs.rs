@@ -1,0 +1,14 @@
+//! Background work of a running server, each in the module it belongs to: releasing expired
+//! holds every second, sweeping old Idempotency-Keys every hour. The tasks live as long as the
+//! runtime that serves; every instance runs them, and each is safe to run on many at once.
+
+use crate::bookings::{expiry, idempotency};
+use crate::state::AppState;
+
+pub fn spawn_background(state: &AppState) {
+    tokio::spawn(expiry::sweep_every_second(
+        state.db.clone(),
+        state.bookings.clone(),
+    ));
+    tokio::spawn(idempotency::sweep_hourly(state.db.clone()));
+}
