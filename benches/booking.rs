@@ -1,58 +1,133 @@
 //! End-to-end booking benchmark (`cargo bench`): a real server process over HTTP against a real
-//! PostgreSQL, compared with the same booking transaction issued straight through sqlx.
+//! PostgreSQL, each row compared with a PostgreSQL per-request baseline measured right before it.
 //!
 //! Scenarios, each at concurrency 16, 64 and 256 (keep-alive connections):
 //! - HOT: 1-seat bookings of one event that never sells out;
 //! - SPREAD: 1-seat bookings of 1,000 events chosen uniformly at random;
 //! - SELLOUT: 5,000 1-seat requests for one 1,000-seat event;
-//! - TWO INSTANCES: HOT at 64, half the connections on each of two servers sharing the database.
+//! - TWO INSTANCES: HOT at 64, half the connections on each of two servers sharing the database;
+//! - OVERLOAD: 2,000 connections on one hot event, against a server with a pool of 4.
+//!
+//! The baseline is the booking protocol of API.md in the bench's own SQL, one booking per
+//! transaction (read with version, validate, version-checked UPDATE, INSERT, COMMIT; 3 attempts
+//! with jittered back-off), by as many tasks as the HTTP row has connections, through a pool of
+//! the server's size. Every run is checked: its 201s must equal the seats it sold, and every
+//! answer must be one the contract allows. Violations are listed after the table and make the
+//! bench exit non-zero.
 //!
 //! Prints a table and writes `target/bench/booking.json`. Uses `DATABASE_URL` when set, else an
-//! embedded PostgreSQL in `target/bench/postgres` (recreated each run).
+//! embedded PostgreSQL in `target/bench/postgres` (recreated each run). `BENCH_ONLY=HOT` (or
+//! SPREAD, SELLOUT, TWO, OVERLOAD) runs one scenario; `BENCH_NO_LANES=1` starts the servers with
+//! `BOOKING_LANES=false`.
 
+use std::future::Future;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use event_booking::bookings::service as bookings;
+use chrono::{DateTime, Utc};
 use event_booking::db::embedded::{ClusterOptions, EmbeddedPostgres};
 use rand::Rng;
 use serde_json::{json, Value};
-use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
+use uuid::Uuid;
 
 const LEVELS: [usize; 3] = [16, 64, 256];
+/// One HTTP run (HOT, SPREAD, TWO INSTANCES).
 const RUN_FOR: Duration = Duration::from_secs(5);
-const CEILING_FOR: Duration = Duration::from_secs(3);
+/// One baseline run before each of them.
+const BASELINE_FOR: Duration = Duration::from_secs(3);
+/// The server's pool (`DB_MAX_CONNECTIONS`, passed explicitly) and the baseline's pool alike.
+const POOL_SIZE: u32 = 16;
+const HOT_SEATS: i64 = 1_000_000;
 const SPREAD_EVENTS: usize = 1_000;
+const SPREAD_SEATS: i64 = 100_000;
+const SELLOUT_SEATS: i64 = 1_000;
+const SELLOUT_REQUESTS: usize = 5_000;
 const USERS: usize = 64;
+const OVERLOAD_CONNECTIONS: usize = 2_000;
+const OVERLOAD_POOL: u32 = 4;
+const OVERLOAD_FOR: Duration = Duration::from_secs(10);
+const OVERLOAD_CLIENT_THREADS: usize = 2;
+const OVERLOAD_503_P99_MAX_MS: f64 = 100.0;
+/// No answer should take this long (the server's own request timeout is 10 s); one that does is
+/// a transport error, counted as "other".
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Attempts in all, the first included (API.md).
+const MAX_ATTEMPTS: u32 = 3;
 const PASSWORD: &str = "Bench!Passw0rd";
 const HIGH_DEMAND: &str = "Booking failed due to high demand. Please try again.";
+const SOLD_OUT: &str = "Not enough seats available. Requested: 1, Available: 0";
+const UNAVAILABLE: &str = "Service temporarily unavailable";
 
-fn main() -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(run())
+        .build()
+        .expect("bench runtime");
+    // Everything (servers, pools, the cluster) is dropped inside `run`, before the exit code.
+    match runtime.block_on(run()) {
+        Ok(violations) if violations.is_empty() => {}
+        Ok(violations) => {
+            eprintln!(
+                "\n[bench] FAILED: {} violation(s), listed above",
+                violations.len()
+            );
+            std::process::exit(1);
+        }
+        Err(error) => {
+            eprintln!("[bench] error: {error:#}");
+            std::process::exit(2);
+        }
+    }
 }
 
 fn step(text: &str) {
     eprintln!("[bench] {text}");
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run() -> anyhow::Result<Vec<String>> {
     let started = Instant::now();
+    let load_at_start = load_average();
+    // BENCH_ONLY=SPREAD (or HOT, SELLOUT, TWO, OVERLOAD) runs one scenario.
+    let only = std::env::var("BENCH_ONLY")
+        .unwrap_or_default()
+        .to_uppercase();
+    let wanted = |name: &str| only.is_empty() || only == name;
+    let lanes = !std::env::var("BENCH_NO_LANES")
+        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
+    let fd_limit = if wanted("OVERLOAD") {
+        // The bench holds 2,000 client sockets, the server (which inherits the limit) as many.
+        Some(raise_fd_limit(
+            2 * OVERLOAD_CONNECTIONS as libc::rlim_t + 1_024,
+        )?)
+    } else {
+        None
+    };
+
     let (url, options, _cluster) = database().await?;
-    step("starting the server (release build)");
-    let server = Server::start(&url)?;
+    step(&format!(
+        "starting the server (release build), DB_MAX_CONNECTIONS={POOL_SIZE}, BOOKING_LANES={lanes}"
+    ));
+    let server = Server::start(&url, POOL_SIZE, lanes)?;
     server.wait_ready().await?;
-    let db = PgPool::connect_with(options).await?;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(512)
-        .build()?;
+    // Bookkeeping (seat counts, the invariant) outside the measured windows.
+    let db = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(options.clone())
+        .await?;
+    // The baseline's pool: the server's size, opened before it is measured.
+    let pool = PgPoolOptions::new()
+        .max_connections(POOL_SIZE)
+        .connect_with(options)
+        .await?;
+    warm_pool(&pool).await?;
     let api = Api {
-        client: client.clone(),
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(16)
+            .build()?,
         base: server.base.clone(),
     };
 
@@ -74,97 +149,208 @@ async fn run() -> anyhow::Result<()> {
         );
     }
     let users = Arc::new(users);
+    let token = organizer.token.as_str();
 
-    step(&format!("creating {SPREAD_EVENTS} events for SPREAD"));
-    let mut spread = Vec::with_capacity(SPREAD_EVENTS);
-    for _ in 0..SPREAD_EVENTS {
-        spread.push(api.create_event(&organizer.token, 100_000).await?);
-    }
-    let spread = Arc::new(spread);
-    // Each ceiling is measured just before the HTTP runs it is compared with, on the same
-    // database (the tables grow during the run, and PostgreSQL slows down as they do).
-    let hot = api.create_event(&organizer.token, 1_000_000).await?;
-    let ceiling_hot = ceiling(&db, &users, Target::One(hot), "the hot event").await;
-    // BENCH_ONLY=SPREAD (or HOT, SELLOUT, TWO) runs one scenario, for quick experiments.
-    let only = std::env::var("BENCH_ONLY")
-        .unwrap_or_default()
-        .to_uppercase();
-    let wanted = |name: &str| only.is_empty() || only == name;
+    let mut violations = Vec::new();
     let mut report = Vec::new();
+    let hot_run = Load::For(RUN_FOR);
+    let hot_base = Load::For(BASELINE_FOR);
+
     for &level in LEVELS.iter().filter(|_| wanted("HOT")) {
-        step(&format!("HOT at {level}"));
-        let event = api.create_event(&organizer.token, 1_000_000).await?;
-        let result = drive(&api, &users, Target::One(event), level, Load::For(RUN_FOR)).await;
-        report.push(result.finish("HOT", level, &db, &[event], 0).await?);
+        let (base_event, event) = (
+            api.create_event(token, HOT_SEATS).await?,
+            api.create_event(token, HOT_SEATS).await?,
+        );
+        step(&format!("HOT at {level}: baseline, then HTTP"));
+        let baseline = measured(
+            &db,
+            &[base_event],
+            baseline(&pool, &users, Target::One(base_event), level, hot_base),
+        )
+        .await?;
+        let http = measured(
+            &db,
+            &[event],
+            drive(&[&api], &users, Target::One(event), level, hot_run, 1),
+        )
+        .await?;
+        report.push(Row::new("HOT", level, http, Some(baseline)));
     }
 
-    let ceiling_spread = ceiling(&db, &users, Target::Many(spread.clone()), "1,000 events").await;
-    for &level in LEVELS.iter().filter(|_| wanted("SPREAD")) {
-        step(&format!("SPREAD at {level}"));
-        let sold_before = seats(&db, &spread).await?.1;
-        let result = drive(
-            &api,
-            &users,
-            Target::Many(spread.clone()),
-            level,
-            Load::For(RUN_FOR),
-        )
-        .await;
-        report.push(
-            result
-                .finish("SPREAD", level, &db, &spread, sold_before)
-                .await?,
-        );
+    if wanted("SPREAD") {
+        step(&format!("creating {SPREAD_EVENTS} events for SPREAD"));
+        let mut spread = Vec::with_capacity(SPREAD_EVENTS);
+        for _ in 0..SPREAD_EVENTS {
+            spread.push(api.create_event(token, SPREAD_SEATS).await?);
+        }
+        // The baseline and the HTTP runs share these events (seats sold are counted per run);
+        // none of them comes close to selling out.
+        let spread = Arc::new(spread);
+        for &level in &LEVELS {
+            step(&format!("SPREAD at {level}: baseline, then HTTP"));
+            let target = Target::Many(spread.clone());
+            let baseline = measured(
+                &db,
+                &spread,
+                baseline(&pool, &users, target.clone(), level, hot_base),
+            )
+            .await?;
+            let http = measured(
+                &db,
+                &spread,
+                drive(&[&api], &users, target, level, hot_run, 1),
+            )
+            .await?;
+            report.push(Row::new("SPREAD", level, http, Some(baseline)));
+        }
     }
 
     for &level in LEVELS.iter().filter(|_| wanted("SELLOUT")) {
-        step(&format!("SELLOUT at {level}"));
-        let event = api.create_event(&organizer.token, 1_000).await?;
-        let result = drive(&api, &users, Target::One(event), level, Load::Count(5_000)).await;
-        report.push(result.finish("SELLOUT", level, &db, &[event], 0).await?);
+        let (base_event, event) = (
+            api.create_event(token, SELLOUT_SEATS).await?,
+            api.create_event(token, SELLOUT_SEATS).await?,
+        );
+        step(&format!("SELLOUT at {level}: baseline, then HTTP"));
+        let load = Load::Count(SELLOUT_REQUESTS);
+        let baseline = measured(
+            &db,
+            &[base_event],
+            baseline(&pool, &users, Target::One(base_event), level, load),
+        )
+        .await?;
+        let http = measured(
+            &db,
+            &[event],
+            drive(&[&api], &users, Target::One(event), level, load, 1),
+        )
+        .await?;
+        report.push(Row::new("SELLOUT", level, http, Some(baseline)));
     }
 
     let mut peak_rss_kb = server.peak_rss_kb();
     if wanted("TWO") {
-        step("TWO INSTANCES at 64");
-        let second = Server::start(&url)?;
+        step("TWO INSTANCES at 64: starting a second server");
+        let second = Server::start(&url, POOL_SIZE, lanes)?;
         second.wait_ready().await?;
-        let event = api.create_event(&organizer.token, 1_000_000).await?;
-        let apis = [
-            api.clone(),
-            Api {
-                client: client.clone(),
-                base: second.base.clone(),
-            },
-        ];
-        let result = drive_many(&apis, &users, Target::One(event), 64, Load::For(RUN_FOR)).await;
-        report.push(result.finish("TWO INSTANCES", 64, &db, &[event], 0).await?);
+        let second_api = Api {
+            client: api.client.clone(),
+            base: second.base.clone(),
+        };
+        let (base_event, event) = (
+            api.create_event(token, HOT_SEATS).await?,
+            api.create_event(token, HOT_SEATS).await?,
+        );
+        step("TWO INSTANCES at 64: baseline, then HTTP");
+        let baseline = measured(
+            &db,
+            &[base_event],
+            baseline(&pool, &users, Target::One(base_event), 64, hot_base),
+        )
+        .await?;
+        let http = measured(
+            &db,
+            &[event],
+            drive(
+                &[&api, &second_api],
+                &users,
+                Target::One(event),
+                64,
+                hot_run,
+                1,
+            ),
+        )
+        .await?;
+        report.push(Row::new("TWO INSTANCES", 64, http, Some(baseline)));
         peak_rss_kb = peak_rss_kb.max(second.peak_rss_kb());
     }
 
-    check_invariant(&db).await?;
-    let best = |rates: &[(usize, f64)]| rates.iter().map(|(_, r)| *r).fold(0.0, f64::max);
-    let (hot_ceiling, spread_ceiling) = (best(&ceiling_hot), best(&ceiling_spread));
+    let mut overload = None;
+    if wanted("OVERLOAD") {
+        step(&format!(
+            "OVERLOAD: a server with DB_MAX_CONNECTIONS={OVERLOAD_POOL}, \
+             {OVERLOAD_CONNECTIONS} connections on one hot event for {}s",
+            OVERLOAD_FOR.as_secs()
+        ));
+        let small = Server::start(&url, OVERLOAD_POOL, lanes)?;
+        small.wait_ready().await?;
+        let small_api = Api {
+            client: api.client.clone(),
+            base: small.base.clone(),
+        };
+        let event = small_api.create_event(token, HOT_SEATS).await?;
+        let http = measured(
+            &db,
+            &[event],
+            drive(
+                &[&small_api],
+                &users,
+                Target::One(event),
+                OVERLOAD_CONNECTIONS,
+                Load::For(OVERLOAD_FOR),
+                OVERLOAD_CLIENT_THREADS,
+            ),
+        )
+        .await?;
+        let rss = small.peak_rss_kb();
+        drop(small);
+        overload = Some((http, rss));
+    }
 
-    print_table(
-        &report,
-        &ceiling_hot,
-        &ceiling_spread,
-        hot_ceiling,
-        spread_ceiling,
+    for row in &report {
+        let what = format!("{} at {}", row.scenario, row.concurrency);
+        check_run(&mut violations, &format!("{what} (HTTP)"), &row.http, false);
+        if let Some(baseline) = &row.baseline {
+            check_run(
+                &mut violations,
+                &format!("{what} (baseline)"),
+                baseline,
+                false,
+            );
+        }
+    }
+    if let Some((http, _)) = &overload {
+        check_run(&mut violations, "OVERLOAD", http, true);
+        if let Some(p99) = http.p99_unavailable_ms {
+            if p99 > OVERLOAD_503_P99_MAX_MS {
+                violations.push(format!(
+                    "OVERLOAD: p99 of the 503s is {p99:.1} ms, over {OVERLOAD_503_P99_MAX_MS} ms \
+                     (an overloaded server must answer 503 at once)"
+                ));
+            }
+        }
+    }
+    let broken = check_invariant(&db).await?;
+    if broken > 0 {
+        violations.push(format!(
+            "the seat invariant is broken for {broken} event(s)"
+        ));
+    }
+
+    let header = Header {
+        load: (load_at_start, load_average()),
+        lanes,
+        fd_limit,
         peak_rss_kb,
-    );
+    };
+    print_table(&header, &report, overload.as_ref(), &violations);
     let json = json!({
         "machine": machine(),
+        "loadAverage1m": { "start": header.load.0, "end": header.load.1 },
+        "bookingLanes": lanes,
+        "dbMaxConnections": POOL_SIZE,
+        "baselinePoolSize": POOL_SIZE,
         "runSeconds": RUN_FOR.as_secs(),
-        "scenarios": report.iter().map(|r| r.json(if r.scenario == "SPREAD" { spread_ceiling } else { hot_ceiling })).collect::<Vec<_>>(),
-        "ceiling": {
-            "hot": ceiling_hot.iter().map(|(t, r)| json!({ "tasks": t, "bookingsPerSec": r })).collect::<Vec<_>>(),
-            "spread": ceiling_spread.iter().map(|(t, r)| json!({ "tasks": t, "bookingsPerSec": r })).collect::<Vec<_>>(),
-            "hotBest": hot_ceiling,
-            "spreadBest": spread_ceiling,
-        },
+        "baselineSeconds": BASELINE_FOR.as_secs(),
+        "scenarios": report.iter().map(Row::json).collect::<Vec<_>>(),
+        "overload": overload.as_ref().map(|(http, rss)| json!({
+            "connections": OVERLOAD_CONNECTIONS,
+            "dbMaxConnections": OVERLOAD_POOL,
+            "seconds": OVERLOAD_FOR.as_secs(),
+            "result": http.json(),
+            "serverPeakRssKb": rss,
+        })),
         "serverPeakRssKb": peak_rss_kb,
+        "violations": violations,
         "totalSeconds": started.elapsed().as_secs_f64(),
     });
     std::fs::create_dir_all("target/bench")?;
@@ -173,12 +359,45 @@ async fn run() -> anyhow::Result<()> {
         serde_json::to_string_pretty(&json)?,
     )?;
     step(&format!(
-        "wrote target/bench/booking.json in {:.0}s",
+        "wrote target/bench/booking.json; the whole run took {:.0}s",
         started.elapsed().as_secs_f64()
     ));
     db.close().await;
+    pool.close().await;
     drop(server);
-    Ok(())
+    Ok(violations)
+}
+
+/// Raises the soft limit on open files to `want` (at most the hard limit), for the bench and
+/// the server processes it starts. Returns the soft limit now in force.
+fn raise_fd_limit(want: libc::rlim_t) -> anyhow::Result<libc::rlim_t> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        anyhow::bail!("getrlimit(RLIMIT_NOFILE) failed");
+    }
+    if limit.rlim_cur >= want {
+        return Ok(limit.rlim_cur);
+    }
+    let raised = libc::rlimit {
+        rlim_cur: want.min(limit.rlim_max),
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: setrlimit only reads the struct we pass.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+        anyhow::bail!("setrlimit(RLIMIT_NOFILE) to {} failed", raised.rlim_cur);
+    }
+    step(&format!(
+        "raised the open-file limit from {} to {} (hard limit {})",
+        limit.rlim_cur, raised.rlim_cur, limit.rlim_max
+    ));
+    if raised.rlim_cur < want {
+        step("warning: the hard open-file limit is below what OVERLOAD needs");
+    }
+    Ok(raised.rlim_cur)
 }
 
 /// `DATABASE_URL` when set, else a fresh embedded cluster: (url, options, cluster guard).
@@ -202,6 +421,15 @@ async fn database() -> anyhow::Result<(String, PgConnectOptions, Option<Embedded
     Ok((url, cluster.connect_options("event_booking"), Some(cluster)))
 }
 
+/// Opens every connection of the pool, as a server that has been serving has them open.
+async fn warm_pool(pool: &PgPool) -> anyhow::Result<()> {
+    let mut held = Vec::new();
+    for _ in 0..POOL_SIZE {
+        held.push(pool.acquire().await?);
+    }
+    Ok(())
+}
+
 /// A server process of the release build.
 struct Server {
     child: Child,
@@ -209,7 +437,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(database_url: &str) -> anyhow::Result<Self> {
+    fn start(database_url: &str, pool_size: u32, lanes: bool) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -218,6 +446,8 @@ impl Server {
             .env("PORT", port.to_string())
             .env("JWT_SECRET", "bench-secret-bench-secret-bench-secret-123")
             .env("RATE_LIMIT_ENABLED", "false")
+            .env("DB_MAX_CONNECTIONS", pool_size.to_string())
+            .env("BOOKING_LANES", lanes.to_string())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -288,10 +518,12 @@ impl Api {
         let token = response["accessToken"]
             .as_str()
             .ok_or_else(|| anyhow::anyhow!("register failed: {response}"))?;
-        let id = response["user"]["id"].as_i64().unwrap_or_default() as i32;
+        let id = response["user"]["id"]
+            .as_i64()
+            .ok_or_else(|| anyhow::anyhow!("register returned no user id: {response}"))?;
         Ok(User {
             token: token.to_string(),
-            id,
+            id: i32::try_from(id)?,
         })
     }
 
@@ -334,81 +566,171 @@ enum Load {
     Count(usize),
 }
 
-/// One answer: when it came (since the start), how long it took, its status, and whether it was
-/// the "high demand" 409.
+impl Load {
+    /// Whether a worker may send one more request (`sent` counts requests across workers).
+    fn another(self, start: Instant, sent: &AtomicUsize) -> bool {
+        match self {
+            Self::For(duration) => start.elapsed() < duration,
+            Self::Count(count) => sent.fetch_add(1, Ordering::Relaxed) < count,
+        }
+    }
+}
+
+/// What one booking request got.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// 201 (over HTTP) or a committed booking (baseline).
+    Created,
+    /// 409 "Not enough seats available. Requested: 1, Available: 0".
+    SoldOut,
+    /// 409 "Booking failed due to high demand. Please try again.".
+    HighDemand,
+    /// 503 "Service temporarily unavailable".
+    Unavailable,
+    /// Anything else, transport errors (status 0) included.
+    Unexpected,
+}
+
+/// One answer: when it came (since the start), how long it took, and what it was.
 struct Sample {
     at: Duration,
     latency: Duration,
-    status: u16,
-    high_demand: bool,
+    outcome: Outcome,
 }
 
+/// The raw result of one run, HTTP or baseline.
+#[derive(Default)]
 struct RunResult {
     samples: Vec<Sample>,
     elapsed: Duration,
+    /// A few of the unexpected answers, for the report.
+    examples: Vec<String>,
+    /// Connections the HTTP warm-up could not open (the run went on without them warm).
+    warmup_failures: usize,
 }
 
+impl RunResult {
+    fn merge(&mut self, other: RunResult) {
+        self.samples.extend(other.samples);
+        self.elapsed = self.elapsed.max(other.elapsed);
+        self.warmup_failures += other.warmup_failures;
+        for example in other.examples {
+            keep_example(&mut self.examples, example);
+        }
+    }
+}
+
+fn keep_example(examples: &mut Vec<String>, example: String) {
+    if examples.len() < 5 && !examples.contains(&example) {
+        examples.push(example);
+    }
+}
+
+/// Drives `POST /bookings` over keep-alive HTTP from `threads` load-generator threads, each a
+/// single-threaded runtime of its own with its own client: a light load generator leaves more
+/// of the cores to the server and PostgreSQL. Every connection is opened (and held) before the
+/// clock starts, so connection set-up is not measured.
 async fn drive(
-    api: &Api,
+    apis: &[&Api],
     users: &Arc<Vec<User>>,
     target: Target,
     concurrency: usize,
     load: Load,
+    threads: usize,
 ) -> RunResult {
-    drive_many(std::slice::from_ref(api), users, target, concurrency, load).await
+    let bases: Arc<Vec<String>> = Arc::new(apis.iter().map(|api| api.base.clone()).collect());
+    let shared = Arc::new(Shared {
+        ready: tokio::sync::Barrier::new(concurrency),
+        start: OnceLock::new(),
+        sent: AtomicUsize::new(0),
+    });
+    let mut answers = Vec::new();
+    for thread in 0..threads {
+        let workers: Vec<usize> = (thread..concurrency).step_by(threads).collect();
+        let (bases, users, target, shared) =
+            (bases.clone(), users.clone(), target.clone(), shared.clone());
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("load generator runtime");
+            let result = runtime.block_on(generate(
+                bases,
+                users,
+                target,
+                workers,
+                concurrency,
+                load,
+                shared,
+            ));
+            let _ = done_tx.send(result);
+        });
+        answers.push(done_rx);
+    }
+    let mut result = RunResult::default();
+    for answer in answers {
+        result.merge(answer.await.expect("load generator thread"));
+    }
+    result
 }
 
-/// Drives the load from its own single-threaded runtime on its own OS thread: a lighter load
-/// generator leaves more of the two cores to the server and PostgreSQL, whose work is what
-/// the ratio to the (client-free) ceiling is about.
-async fn drive_many(
-    apis: &[Api],
-    users: &Arc<Vec<User>>,
-    target: Target,
-    concurrency: usize,
-    load: Load,
-) -> RunResult {
-    let bases: Vec<String> = apis.iter().map(|api| api.base.clone()).collect();
-    let users = users.clone();
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("load generator runtime");
-        let result = runtime.block_on(generate(bases, users, target, concurrency, load));
-        let _ = done_tx.send(result);
-    });
-    done_rx.await.expect("load generator thread")
+/// What the workers of all load-generator threads share.
+struct Shared {
+    /// Every worker has its connection open.
+    ready: tokio::sync::Barrier,
+    start: OnceLock<Instant>,
+    sent: AtomicUsize,
 }
 
 async fn generate(
-    bases: Vec<String>,
+    bases: Arc<Vec<String>>,
     users: Arc<Vec<User>>,
     target: Target,
+    workers: Vec<usize>,
     concurrency: usize,
     load: Load,
+    shared: Arc<Shared>,
 ) -> RunResult {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
+        .timeout(CLIENT_TIMEOUT)
         .build()
         .expect("HTTP client");
-    let start = Instant::now();
-    let sent = Arc::new(AtomicUsize::new(0));
-    let mut workers = Vec::new();
-    for worker in 0..concurrency {
-        let url = format!("{}/bookings", bases[worker % bases.len()]);
-        let (client, users, target, sent) =
-            (client.clone(), users.clone(), target.clone(), sent.clone());
-        workers.push(tokio::spawn(async move {
+    let mut tasks = Vec::new();
+    for worker in workers {
+        let base = &bases[worker % bases.len()];
+        let (url, warm_up) = (format!("{base}/bookings"), format!("{base}/bench-warm-up"));
+        let (client, users, target, shared) = (
+            client.clone(),
+            users.clone(),
+            target.clone(),
+            shared.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
             let token = &users[worker % users.len()].token;
-            let mut samples = Vec::new();
-            loop {
-                match load {
-                    Load::For(duration) if start.elapsed() >= duration => break,
-                    Load::Count(count) if sent.fetch_add(1, Ordering::Relaxed) >= count => break,
-                    _ => {}
+            let mut result = RunResult::default();
+            // A request whose body is not read yet keeps its connection busy: holding the
+            // answer until every worker has one makes each worker open a connection of its own.
+            let mut held = None;
+            for _ in 0..3 {
+                match client.get(&warm_up).send().await {
+                    Ok(response) => {
+                        held = Some(response);
+                        break;
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
+            }
+            shared.ready.wait().await;
+            match held {
+                Some(response) => {
+                    let _ = response.bytes().await;
+                }
+                None => result.warmup_failures += 1,
+            }
+            let start = *shared.start.get_or_init(Instant::now);
+            while load.another(start, &shared.sent) {
                 let body = json!({ "eventId": target.pick(), "seatCount": 1 });
                 let before = Instant::now();
                 let response = client
@@ -417,146 +739,419 @@ async fn generate(
                     .json(&body)
                     .send()
                     .await;
-                let (status, high_demand) = match response {
-                    Ok(response) => {
-                        let status = response.status().as_u16();
-                        let text = response.text().await.unwrap_or_default();
-                        (status, status == 409 && text.contains(HIGH_DEMAND))
-                    }
-                    Err(_) => (0, false),
-                };
-                samples.push(Sample {
+                let (outcome, example) = classify(response).await;
+                if let Some(example) = example {
+                    keep_example(&mut result.examples, example);
+                }
+                result.samples.push(Sample {
                     at: start.elapsed(),
                     latency: before.elapsed(),
-                    status,
-                    high_demand,
+                    outcome,
                 });
             }
-            samples
+            result.elapsed = start.elapsed();
+            result
         }));
     }
-    let mut samples = Vec::new();
-    for worker in workers {
-        samples.extend(worker.await.unwrap_or_default());
+    let mut result = RunResult::default();
+    for task in tasks {
+        match task.await {
+            Ok(part) => result.merge(part),
+            Err(error) => keep_example(&mut result.examples, format!("worker failed: {error}")),
+        }
     }
-    RunResult {
-        samples,
-        elapsed: start.elapsed(),
+    result
+}
+
+/// Sorts an answer into the outcomes the contract allows, or `Unexpected` with a description.
+async fn classify(
+    response: Result<reqwest::Response, reqwest::Error>,
+) -> (Outcome, Option<String>) {
+    let response = match response {
+        Ok(response) => response,
+        Err(error) => return (Outcome::Unexpected, Some(format!("status 0: {error}"))),
+    };
+    let status = response.status().as_u16();
+    let text = match response.text().await {
+        Ok(text) => text,
+        Err(error) => {
+            return (
+                Outcome::Unexpected,
+                Some(format!("{status} with an unreadable body: {error}")),
+            )
+        }
+    };
+    if status == 201 {
+        return (Outcome::Created, None);
+    }
+    let message = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|body| body["message"].as_str().map(str::to_string));
+    match (status, message.as_deref()) {
+        (409, Some(SOLD_OUT)) => (Outcome::SoldOut, None),
+        (409, Some(HIGH_DEMAND)) => (Outcome::HighDemand, None),
+        (503, Some(UNAVAILABLE)) => (Outcome::Unavailable, None),
+        _ => {
+            let text: String = text.chars().take(160).collect();
+            (Outcome::Unexpected, Some(format!("{status} {text}")))
+        }
+    }
+}
+
+/// The PostgreSQL per-request baseline: `tasks` tasks book through `pool` with the protocol of
+/// API.md, one booking per transaction, on the bench's own runtime (as a server would).
+async fn baseline(
+    pool: &PgPool,
+    users: &Arc<Vec<User>>,
+    target: Target,
+    tasks: usize,
+    load: Load,
+) -> RunResult {
+    let start = Instant::now();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::new();
+    for task in 0..tasks {
+        let (pool, users, target, sent) =
+            (pool.clone(), users.clone(), target.clone(), sent.clone());
+        handles.push(tokio::spawn(async move {
+            let user = users[task % users.len()].id;
+            let mut result = RunResult::default();
+            while load.another(start, &sent) {
+                let before = Instant::now();
+                let outcome = match book_per_request(&pool, user, target.pick(), 1).await {
+                    Ok(outcome) => outcome,
+                    Err(error) => {
+                        keep_example(&mut result.examples, error);
+                        Outcome::Unexpected
+                    }
+                };
+                result.samples.push(Sample {
+                    at: start.elapsed(),
+                    latency: before.elapsed(),
+                    outcome,
+                });
+            }
+            result.elapsed = start.elapsed();
+            result
+        }));
+    }
+    let mut result = RunResult::default();
+    for handle in handles {
+        match handle.await {
+            Ok(part) => result.merge(part),
+            Err(error) => keep_example(&mut result.examples, format!("task failed: {error}")),
+        }
+    }
+    result
+}
+
+#[derive(sqlx::Type, PartialEq, Eq, Debug)]
+#[sqlx(type_name = "event_status", rename_all = "UPPERCASE")]
+enum EventStatus {
+    Draft,
+    Published,
+    Cancelled,
+    Completed,
+}
+
+/// The event as the baseline reads it: with its version.
+#[derive(sqlx::FromRow)]
+struct EventRow {
+    id: i32,
+    status: EventStatus,
+    available_seats: i32,
+    version: i64,
+    event_date: Option<DateTime<Utc>>,
+}
+
+/// What one attempt of the baseline achieved.
+enum Attempt {
+    Done(Outcome),
+    /// The version check failed: another transaction changed the event since we read it.
+    Lost,
+    /// A booking the bench never expects to be refused (event missing, not published, past).
+    Refused(String),
+}
+
+/// One booking as API.md describes it: at most 3 attempts, each in its own transaction, with
+/// 0–10 ms then 0–20 ms of jittered back-off between them. `Err` for anything unexpected.
+async fn book_per_request(
+    pool: &PgPool,
+    user_id: i32,
+    event_id: i32,
+    seats: i32,
+) -> Result<Outcome, String> {
+    for attempt in 1..=MAX_ATTEMPTS {
+        match attempt_booking(pool, user_id, event_id, seats).await {
+            Ok(Attempt::Done(outcome)) => return Ok(outcome),
+            Ok(Attempt::Lost) => {}
+            Ok(Attempt::Refused(why)) => return Err(why),
+            Err(error) if lost_race(&error) => {}
+            Err(error) => return Err(format!("database error: {error}")),
+        }
+        if attempt < MAX_ATTEMPTS {
+            let window_us = 10_000u64 << (attempt - 1);
+            let pause = rand::thread_rng().gen_range(0..window_us);
+            tokio::time::sleep(Duration::from_micros(pause)).await;
+        }
+    }
+    Ok(Outcome::HighDemand)
+}
+
+/// SQLSTATE 40001 (serialization failure) and 40P01 (deadlock) count as lost races.
+fn lost_race(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "40001" || code == "40P01")
+}
+
+async fn attempt_booking(
+    pool: &PgPool,
+    user_id: i32,
+    event_id: i32,
+    seats: i32,
+) -> Result<Attempt, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let event: Option<EventRow> = sqlx::query_as(
+        "SELECT id, status, available_seats, version, event_date FROM events WHERE id = $1",
+    )
+    .bind(event_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(EventRow {
+        id,
+        status,
+        available_seats: available,
+        version,
+        event_date,
+    }) = event
+    else {
+        tx.rollback().await?;
+        return Ok(Attempt::Refused(format!("event {event_id} not found")));
+    };
+    if status != EventStatus::Published {
+        tx.rollback().await?;
+        return Ok(Attempt::Refused(format!("event {id} is {status:?}")));
+    }
+    if event_date.is_some_and(|date| date < Utc::now()) {
+        tx.rollback().await?;
+        return Ok(Attempt::Refused(format!("event {id} is past")));
+    }
+    if available < seats {
+        tx.rollback().await?;
+        return Ok(Attempt::Done(Outcome::SoldOut));
+    }
+    let taken = sqlx::query(
+        "UPDATE events SET available_seats = available_seats - $1, version = version + 1, \
+                updated_at = now() \
+         WHERE id = $2 AND version = $3",
+    )
+    .bind(seats)
+    .bind(id)
+    .bind(version)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if taken == 0 {
+        tx.rollback().await?;
+        return Ok(Attempt::Lost);
+    }
+    sqlx::query(
+        "INSERT INTO bookings (user_id, event_id, seat_count, booking_reference) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(user_id)
+    .bind(id)
+    .bind(seats)
+    .bind(Uuid::new_v4())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Attempt::Done(Outcome::Created))
+}
+
+/// One run, measured: counts by outcome, latencies, and the seats it sold.
+struct Measured {
+    per_sec: f64,
+    elapsed_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    p50_created_ms: Option<f64>,
+    p99_created_ms: Option<f64>,
+    p99_unavailable_ms: Option<f64>,
+    created: usize,
+    sold_out: usize,
+    high_demand: usize,
+    unavailable: usize,
+    unexpected: usize,
+    /// "High demand" answers given while seats were still left.
+    false_rejections: usize,
+    sold: i64,
+    examples: Vec<String>,
+    warmup_failures: usize,
+}
+
+/// Runs `run` and measures it against the seats sold on `events` meanwhile.
+async fn measured(
+    db: &PgPool,
+    events: &[i32],
+    run: impl Future<Output = RunResult>,
+) -> anyhow::Result<Measured> {
+    let sold_before = seats(db, events).await?.1;
+    let result = run.await;
+    let (available, sold_after) = settled_seats(db, events).await?;
+    Ok(result.measure(available, sold_after - sold_before))
+}
+
+impl RunResult {
+    fn measure(self, available: i64, sold: i64) -> Measured {
+        let count = |outcome| self.samples.iter().filter(|s| s.outcome == outcome).count();
+        // A "high demand" 409 is false when seats were still left as it was answered: all of
+        // them if seats remain now, else those answered before the last confirmed booking.
+        let last_success = self
+            .samples
+            .iter()
+            .filter(|s| s.outcome == Outcome::Created)
+            .map(|s| s.at)
+            .max();
+        let false_rejections = self
+            .samples
+            .iter()
+            .filter(|s| {
+                s.outcome == Outcome::HighDemand
+                    && (available > 0 || last_success.is_some_and(|t| s.at < t))
+            })
+            .count();
+        let latencies = |only: Option<Outcome>| {
+            let mut all: Vec<Duration> = self
+                .samples
+                .iter()
+                .filter(|s| only.is_none_or(|o| s.outcome == o))
+                .map(|s| s.latency)
+                .collect();
+            all.sort();
+            all
+        };
+        let all = latencies(None);
+        let created = latencies(Some(Outcome::Created));
+        let unavailable = latencies(Some(Outcome::Unavailable));
+        let elapsed = self.elapsed.as_secs_f64();
+        Measured {
+            per_sec: if elapsed > 0.0 {
+                created.len() as f64 / elapsed
+            } else {
+                0.0
+            },
+            elapsed_s: elapsed,
+            p50_ms: percentile(&all, 0.50).unwrap_or(0.0),
+            p99_ms: percentile(&all, 0.99).unwrap_or(0.0),
+            p50_created_ms: percentile(&created, 0.50),
+            p99_created_ms: percentile(&created, 0.99),
+            p99_unavailable_ms: percentile(&unavailable, 0.99),
+            created: created.len(),
+            sold_out: count(Outcome::SoldOut),
+            high_demand: count(Outcome::HighDemand),
+            unavailable: unavailable.len(),
+            unexpected: count(Outcome::Unexpected),
+            false_rejections,
+            sold,
+            examples: self.examples,
+            warmup_failures: self.warmup_failures,
+        }
+    }
+}
+
+/// Nearest-rank percentile of sorted latencies, in milliseconds.
+fn percentile(sorted: &[Duration], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[rank - 1].as_secs_f64() * 1000.0)
+}
+
+impl Measured {
+    fn conflicts(&self) -> usize {
+        self.sold_out + self.high_demand
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "bookingsPerSec": self.per_sec, "seconds": self.elapsed_s,
+            "p50Ms": self.p50_ms, "p99Ms": self.p99_ms,
+            "p50CreatedMs": self.p50_created_ms, "p99CreatedMs": self.p99_created_ms,
+            "p99UnavailableMs": self.p99_unavailable_ms,
+            "created201": self.created, "soldOut409": self.sold_out,
+            "highDemand409": self.high_demand, "unavailable503": self.unavailable,
+            "other": self.unexpected, "falseRejections": self.false_rejections,
+            "seatsSold": self.sold, "otherExamples": self.examples,
+            "warmupFailures": self.warmup_failures,
+        })
+    }
+}
+
+/// The per-run assertions: every success sold exactly one seat (and no seat was sold without
+/// one), and every answer is one the contract allows here.
+fn check_run(violations: &mut Vec<String>, what: &str, run: &Measured, allow_503: bool) {
+    if run.created as i64 != run.sold {
+        violations.push(format!(
+            "{what}: {} successful bookings but {} seats sold",
+            run.created, run.sold
+        ));
+    }
+    if run.unexpected > 0 {
+        violations.push(format!(
+            "{what}: {} unexpected answer(s), e.g. {}",
+            run.unexpected,
+            run.examples.join(" | ")
+        ));
+    }
+    if run.unavailable > 0 && !allow_503 {
+        violations.push(format!(
+            "{what}: {} answer(s) 503 \"{UNAVAILABLE}\"",
+            run.unavailable
+        ));
     }
 }
 
 struct Row {
     scenario: &'static str,
     concurrency: usize,
-    per_sec: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    counts: [usize; 3],
-    false_rejections: usize,
-    sold: i64,
-}
-
-impl RunResult {
-    async fn finish(
-        self,
-        scenario: &'static str,
-        concurrency: usize,
-        db: &PgPool,
-        events: &[i32],
-        sold_before: i64,
-    ) -> anyhow::Result<Row> {
-        check_invariant(db).await?;
-        let ok = self.samples.iter().filter(|s| s.status == 201).count();
-        let conflicts = self.samples.iter().filter(|s| s.status == 409).count();
-        let (available, sold) = seats(db, events).await?;
-        let sold = sold - sold_before;
-        // A "high demand" 409 is false when seats were still left as it was answered: all of
-        // them if seats remain now, else those answered before the last confirmed booking.
-        let last_success = self
-            .samples
-            .iter()
-            .filter(|s| s.status == 201)
-            .map(|s| s.at)
-            .max();
-        let false_rejections = self
-            .samples
-            .iter()
-            .filter(|s| s.high_demand && (available > 0 || last_success.is_some_and(|t| s.at < t)))
-            .count();
-        let mut latencies: Vec<Duration> = self.samples.iter().map(|s| s.latency).collect();
-        latencies.sort();
-        let pct = |p: f64| {
-            latencies
-                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-        };
-        Ok(Row {
-            scenario,
-            concurrency,
-            per_sec: ok as f64 / self.elapsed.as_secs_f64(),
-            p50_ms: pct(0.50),
-            p99_ms: pct(0.99),
-            counts: [ok, conflicts, self.samples.len() - ok - conflicts],
-            false_rejections,
-            sold,
-        })
-    }
+    http: Measured,
+    baseline: Option<Measured>,
 }
 
 impl Row {
-    fn json(&self, ceiling: f64) -> Value {
+    fn new(
+        scenario: &'static str,
+        concurrency: usize,
+        http: Measured,
+        baseline: Option<Measured>,
+    ) -> Self {
+        Self {
+            scenario,
+            concurrency,
+            http,
+            baseline,
+        }
+    }
+
+    fn ratio(&self) -> Option<f64> {
+        self.baseline
+            .as_ref()
+            .filter(|b| b.per_sec > 0.0)
+            .map(|b| self.http.per_sec / b.per_sec)
+    }
+
+    fn json(&self) -> Value {
         json!({
             "scenario": self.scenario, "concurrency": self.concurrency,
-            "bookingsPerSec": self.per_sec, "p50Ms": self.p50_ms, "p99Ms": self.p99_ms,
-            "created201": self.counts[0], "conflict409": self.counts[1], "other": self.counts[2],
-            "falseRejections": self.false_rejections, "seatsSold": self.sold,
-            "ratioToCeiling": if ceiling > 0.0 { self.per_sec / ceiling } else { 0.0 },
+            "http": self.http.json(),
+            "baseline": self.baseline.as_ref().map(Measured::json),
+            "ratioToBaseline": self.ratio(),
         })
     }
-}
-
-/// The booking transaction straight through sqlx, no HTTP, by 1, 4 and 16 tasks.
-async fn ceiling(
-    db: &PgPool,
-    users: &Arc<Vec<User>>,
-    target: Target,
-    what: &str,
-) -> Vec<(usize, f64)> {
-    let mut rates = Vec::new();
-    for tasks in [1, 4, 16] {
-        step(&format!(
-            "ceiling on {what}: {tasks} task(s) through sqlx, no HTTP"
-        ));
-        rates.push((tasks, direct(db, users, target.clone(), tasks).await));
-    }
-    rates
-}
-
-/// The booking transaction straight through sqlx, by `tasks` tasks, for `CEILING_FOR`.
-async fn direct(db: &PgPool, users: &Arc<Vec<User>>, target: Target, tasks: usize) -> f64 {
-    let start = Instant::now();
-    let mut handles = Vec::new();
-    for task in 0..tasks {
-        let (db, users, target) = (db.clone(), users.clone(), target.clone());
-        handles.push(tokio::spawn(async move {
-            let user = users[task % users.len()].id;
-            let mut ok = 0usize;
-            while start.elapsed() < CEILING_FOR {
-                if bookings::book_direct(&db, user, target.pick(), None, 1)
-                    .await
-                    .is_ok()
-                {
-                    ok += 1;
-                }
-            }
-            ok
-        }));
-    }
-    let mut ok = 0;
-    for handle in handles {
-        ok += handle.await.unwrap_or(0);
-    }
-    ok as f64 / start.elapsed().as_secs_f64()
 }
 
 /// (seats available, seats sold) over `events`.
@@ -571,19 +1166,30 @@ async fn seats(db: &PgPool, events: &[i32]) -> anyhow::Result<(i64, i64)> {
     .await?)
 }
 
-async fn check_invariant(db: &PgPool) -> anyhow::Result<()> {
-    let broken: i64 = sqlx::query_scalar(
+/// `seats` once they stop moving: a server may still be booking work whose caller already has
+/// an answer (a timeout, say), and those seats belong to the run too.
+async fn settled_seats(db: &PgPool, events: &[i32]) -> anyhow::Result<(i64, i64)> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = seats(db, events).await?;
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = seats(db, events).await?;
+        if now == last || Instant::now() > deadline {
+            return Ok(now);
+        }
+        last = now;
+    }
+}
+
+/// The number of events whose seats do not add up.
+async fn check_invariant(db: &PgPool) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(
         "SELECT count(*) FROM events e WHERE e.available_seats < 0 OR e.available_seats > e.total_seats \
             OR e.available_seats + COALESCE((SELECT SUM(seat_count) FROM bookings b \
                  WHERE b.event_id = e.id AND b.status = 'CONFIRMED'), 0) <> e.total_seats",
     )
     .fetch_one(db)
-    .await?;
-    anyhow::ensure!(
-        broken == 0,
-        "the seat invariant is broken for {broken} events"
-    );
-    Ok(())
+    .await?)
 }
 
 fn machine() -> String {
@@ -601,52 +1207,142 @@ fn machine() -> String {
     format!("{cores} cores, {cpu}")
 }
 
+/// The 1-minute load average: other work on the machine skews every figure of the run.
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+struct Header {
+    /// The 1-minute load average at the start and at the end of the run.
+    load: (f64, f64),
+    lanes: bool,
+    fd_limit: Option<libc::rlim_t>,
+    peak_rss_kb: u64,
+}
+
+fn ms(value: Option<f64>) -> String {
+    value.map_or_else(|| "—".to_string(), |v| format!("{v:.1}"))
+}
+
 fn print_table(
+    header: &Header,
     rows: &[Row],
-    hot: &[(usize, f64)],
-    spread: &[(usize, f64)],
-    hot_best: f64,
-    spread_best: f64,
-    rss_kb: u64,
+    overload: Option<&(Measured, u64)>,
+    violations: &[String],
 ) {
-    println!("\nmachine: {}", machine());
-    println!("| scenario | conc. | bookings/s | × ceiling | p50 ms | p99 ms | 201 | 409 | other | false 409 | seats sold |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for r in rows {
-        let ceiling = if r.scenario == "SPREAD" {
-            spread_best
+    println!(
+        "\nmachine: {} · load average (1 min) {:.2} at the start, {:.2} at the end",
+        machine(),
+        header.load.0,
+        header.load.1
+    );
+    println!(
+        "server: booking lanes {} · DB_MAX_CONNECTIONS={POOL_SIZE} · baseline: PostgreSQL \
+         per-request (bench's own SQL, pool {POOL_SIZE}, same concurrency), {}s before each {}s HTTP run",
+        if header.lanes {
+            "ON (servers started with BOOKING_LANES=true)"
         } else {
-            hot_best
-        };
+            "OFF (servers started with BOOKING_LANES=false: one transaction per booking)"
+        },
+        BASELINE_FOR.as_secs(),
+        RUN_FOR.as_secs(),
+    );
+    if !rows.is_empty() {
+        println!();
+        println!("| scenario | conc. | bookings/s | baseline/s | × baseline | p50 ms | p99 ms | 201 | 409 | 503 | other | false 409 | seats sold | baseline 409 (false) |");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for r in rows {
+            let h = &r.http;
+            let (base_rate, base_409) = r.baseline.as_ref().map_or_else(
+                || ("—".to_string(), "—".to_string()),
+                |b| {
+                    (
+                        format!("{:.0}", b.per_sec),
+                        format!("{} ({})", b.conflicts(), b.false_rejections),
+                    )
+                },
+            );
+            println!(
+                "| {} | {} | {:.0} | {} | {} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {} |",
+                r.scenario,
+                r.concurrency,
+                h.per_sec,
+                base_rate,
+                r.ratio()
+                    .map_or_else(|| "—".to_string(), |x| format!("{x:.2}")),
+                h.p50_ms,
+                h.p99_ms,
+                h.created,
+                h.conflicts(),
+                h.unavailable,
+                h.unexpected,
+                h.false_rejections,
+                h.sold,
+                base_409,
+            );
+        }
+        println!("\nbaseline runs (each right before the HTTP row of the same scenario and concurrency):\n");
+        println!("| baseline for | tasks | bookings/s | p50 ms | p99 ms | booked | 409 sold out | 409 high demand | other | seats sold |");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for r in rows {
+            if let Some(b) = &r.baseline {
+                println!(
+                    "| {} | {} | {:.0} | {:.1} | {:.1} | {} | {} | {} | {} | {} |",
+                    r.scenario,
+                    r.concurrency,
+                    b.per_sec,
+                    b.p50_ms,
+                    b.p99_ms,
+                    b.created,
+                    b.sold_out,
+                    b.high_demand,
+                    b.unexpected,
+                    b.sold
+                );
+            }
+        }
+    }
+    if let Some((o, rss)) = overload {
         println!(
-            "| {} | {} | {:.0} | {:.2} | {:.1} | {:.1} | {} | {} | {} | {} | {} |",
-            r.scenario,
-            r.concurrency,
-            r.per_sec,
-            r.per_sec / ceiling.max(1e-9),
-            r.p50_ms,
-            r.p99_ms,
-            r.counts[0],
-            r.counts[1],
-            r.counts[2],
-            r.false_rejections,
-            r.sold
+            "\nOVERLOAD: {OVERLOAD_CONNECTIONS} keep-alive connections ({OVERLOAD_CLIENT_THREADS} \
+             client threads), one hot event, {}s, server DB_MAX_CONNECTIONS={OVERLOAD_POOL}; \
+             open-file limit {}\n",
+            OVERLOAD_FOR.as_secs(),
+            header
+                .fd_limit
+                .map_or_else(|| "?".to_string(), |l| l.to_string()),
+        );
+        println!("| 201 | 409 | 503 | other | seats sold | 201/s | p50 201 ms | p99 201 ms | p99 503 ms | p99 all ms | warm-up failures | server peak RSS MB |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!(
+            "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {:.1} | {} | {:.1} |",
+            o.created,
+            o.conflicts(),
+            o.unavailable,
+            o.unexpected,
+            o.sold,
+            o.per_sec,
+            ms(o.p50_created_ms),
+            ms(o.p99_created_ms),
+            ms(o.p99_unavailable_ms),
+            o.p99_ms,
+            o.warmup_failures,
+            *rss as f64 / 1024.0
         );
     }
-    let fmt = |rates: &[(usize, f64)]| {
-        rates
-            .iter()
-            .map(|(t, r)| format!("{t} task(s): {r:.0}/s"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     println!(
-        "\nceiling, hot event (sqlx, no HTTP): {} → best {hot_best:.0}/s",
-        fmt(hot)
+        "\nserver peak RSS: {:.1} MB",
+        header.peak_rss_kb as f64 / 1024.0
     );
-    println!(
-        "ceiling, 1,000 events (sqlx, no HTTP): {} → best {spread_best:.0}/s",
-        fmt(spread)
-    );
-    println!("server peak RSS: {:.1} MB", rss_kb as f64 / 1024.0);
+    if violations.is_empty() {
+        println!("checks: all passed (201s = seats sold, only contract answers, invariant holds)");
+    } else {
+        println!("\nCHECKS FAILED ({}):", violations.len());
+        for violation in violations {
+            println!("- {violation}");
+        }
+    }
 }
