@@ -278,6 +278,7 @@ async fn run() -> anyhow::Result<Vec<String>> {
             base: small.base.clone(),
         };
         let event = small_api.create_event(token, HOT_SEATS).await?;
+        let sampler = ConnectionSampler::start(small.port);
         let http = measured(
             &db,
             &[event],
@@ -291,9 +292,14 @@ async fn run() -> anyhow::Result<Vec<String>> {
             ),
         )
         .await?;
+        let connections = sampler.stop().await;
         let rss = small.peak_rss_kb();
         drop(small);
-        overload = Some((http, rss));
+        overload = Some(Overload {
+            http,
+            rss_kb: rss,
+            connections,
+        });
     }
 
     for row in &report {
@@ -308,7 +314,7 @@ async fn run() -> anyhow::Result<Vec<String>> {
             );
         }
     }
-    if let Some((http, _)) = &overload {
+    if let Some(Overload { http, .. }) = &overload {
         check_run(&mut violations, "OVERLOAD", http, true);
         if let Some(p99) = http.p99_unavailable_ms {
             if p99 > OVERLOAD_503_P99_MAX_MS {
@@ -342,12 +348,13 @@ async fn run() -> anyhow::Result<Vec<String>> {
         "runSeconds": RUN_FOR.as_secs(),
         "baselineSeconds": BASELINE_FOR.as_secs(),
         "scenarios": report.iter().map(Row::json).collect::<Vec<_>>(),
-        "overload": overload.as_ref().map(|(http, rss)| json!({
+        "overload": overload.as_ref().map(|o| json!({
             "connections": OVERLOAD_CONNECTIONS,
+            "clientConnectionsOpenMax": o.connections,
             "dbMaxConnections": OVERLOAD_POOL,
             "seconds": OVERLOAD_FOR.as_secs(),
-            "result": http.json(),
-            "serverPeakRssKb": rss,
+            "result": o.http.json(),
+            "serverPeakRssKb": o.rss_kb,
         })),
         "serverPeakRssKb": peak_rss_kb,
         "violations": violations,
@@ -366,6 +373,61 @@ async fn run() -> anyhow::Result<Vec<String>> {
     pool.close().await;
     drop(server);
     Ok(violations)
+}
+
+/// What OVERLOAD measured.
+struct Overload {
+    http: Measured,
+    rss_kb: u64,
+    /// The most client connections open to the server at once, sampled every 500 ms.
+    connections: usize,
+}
+
+/// Samples how many connections the bench holds open to a server while a run goes on.
+struct ConnectionSampler {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<usize>,
+}
+
+impl ConnectionSampler {
+    fn start(port: u16) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let task = tokio::spawn(async move {
+            let mut most = 0;
+            while !flag.load(Ordering::Relaxed) {
+                most = most.max(connections_to(port));
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            most
+        });
+        Self { stop, task }
+    }
+
+    async fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap_or(0)
+    }
+}
+
+/// Established TCP connections to local `port`, counted at their client ends (the only ones
+/// whose remote port it is), from /proc/net/tcp and tcp6.
+fn connections_to(port: u16) -> usize {
+    let remote = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    fields.len() > 3 && fields[2].ends_with(&remote) && fields[3] == "01"
+                })
+                .count()
+        })
+        .sum()
 }
 
 /// Raises the soft limit on open files to `want` (at most the hard limit), for the bench and
@@ -433,6 +495,7 @@ async fn warm_pool(pool: &PgPool) -> anyhow::Result<()> {
 /// A server process of the release build.
 struct Server {
     child: Child,
+    port: u16,
     base: String,
 }
 
@@ -454,6 +517,7 @@ impl Server {
             .spawn()?;
         Ok(Self {
             child,
+            port,
             base: format!("http://127.0.0.1:{port}"),
         })
     }
@@ -627,9 +691,9 @@ fn keep_example(examples: &mut Vec<String>, example: String) {
 }
 
 /// Drives `POST /bookings` over keep-alive HTTP from `threads` load-generator threads, each a
-/// single-threaded runtime of its own with its own client: a light load generator leaves more
-/// of the cores to the server and PostgreSQL. Every connection is opened (and held) before the
-/// clock starts, so connection set-up is not measured.
+/// single-threaded runtime of its own: a light load generator leaves more of the cores to the
+/// server and PostgreSQL. Each of the `concurrency` workers has one connection of its own,
+/// opened before the clock starts, so connection set-up is not measured.
 async fn drive(
     apis: &[&Api],
     users: &Arc<Vec<User>>,
@@ -655,15 +719,7 @@ async fn drive(
                 .enable_all()
                 .build()
                 .expect("load generator runtime");
-            let result = runtime.block_on(generate(
-                bases,
-                users,
-                target,
-                workers,
-                concurrency,
-                load,
-                shared,
-            ));
+            let result = runtime.block_on(generate(bases, users, target, workers, load, shared));
             let _ = done_tx.send(result);
         });
         answers.push(done_rx);
@@ -688,47 +744,39 @@ async fn generate(
     users: Arc<Vec<User>>,
     target: Target,
     workers: Vec<usize>,
-    concurrency: usize,
     load: Load,
     shared: Arc<Shared>,
 ) -> RunResult {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .timeout(CLIENT_TIMEOUT)
-        .build()
-        .expect("HTTP client");
     let mut tasks = Vec::new();
     for worker in workers {
         let base = &bases[worker % bases.len()];
         let (url, warm_up) = (format!("{base}/bookings"), format!("{base}/bench-warm-up"));
-        let (client, users, target, shared) = (
-            client.clone(),
-            users.clone(),
-            target.clone(),
-            shared.clone(),
-        );
+        let (users, target, shared) = (users.clone(), target.clone(), shared.clone());
         tasks.push(tokio::spawn(async move {
+            // A client per worker, so each worker holds exactly one keep-alive connection: in a
+            // shared pool, a worker that asks for a connection while another is on its way back
+            // opens a spare one, and the server sees more connections than there are workers.
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .timeout(CLIENT_TIMEOUT)
+                .build()
+                .expect("HTTP client");
             let token = &users[worker % users.len()].token;
             let mut result = RunResult::default();
-            // A request whose body is not read yet keeps its connection busy: holding the
-            // answer until every worker has one makes each worker open a connection of its own.
-            let mut held = None;
+            let mut warm = false;
             for _ in 0..3 {
                 match client.get(&warm_up).send().await {
                     Ok(response) => {
-                        held = Some(response);
+                        warm = response.bytes().await.is_ok();
                         break;
                     }
                     Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
             }
-            shared.ready.wait().await;
-            match held {
-                Some(response) => {
-                    let _ = response.bytes().await;
-                }
-                None => result.warmup_failures += 1,
+            if !warm {
+                result.warmup_failures += 1;
             }
+            shared.ready.wait().await;
             let start = *shared.start.get_or_init(Instant::now);
             while load.another(start, &shared.sent) {
                 let body = json!({ "eventId": target.pick(), "seatCount": 1 });
@@ -740,6 +788,9 @@ async fn generate(
                     .send()
                     .await;
                 let (outcome, example) = classify(response).await;
+                // Lets the client put the connection back in its pool before this worker asks
+                // for one again; otherwise it may open a spare connection.
+                tokio::task::yield_now().await;
                 if let Some(example) = example {
                     keep_example(&mut result.examples, example);
                 }
@@ -1227,12 +1278,7 @@ fn ms(value: Option<f64>) -> String {
     value.map_or_else(|| "—".to_string(), |v| format!("{v:.1}"))
 }
 
-fn print_table(
-    header: &Header,
-    rows: &[Row],
-    overload: Option<&(Measured, u64)>,
-    violations: &[String],
-) {
+fn print_table(header: &Header, rows: &[Row], overload: Option<&Overload>, violations: &[String]) {
     println!(
         "\nmachine: {} · load average (1 min) {:.2} at the start, {:.2} at the end",
         machine(),
@@ -1305,11 +1351,13 @@ fn print_table(
             }
         }
     }
-    if let Some((o, rss)) = overload {
+    if let Some(overload) = overload {
+        let (o, rss) = (&overload.http, overload.rss_kb);
         println!(
             "\nOVERLOAD: {OVERLOAD_CONNECTIONS} keep-alive connections ({OVERLOAD_CLIENT_THREADS} \
-             client threads), one hot event, {}s, server DB_MAX_CONNECTIONS={OVERLOAD_POOL}; \
-             open-file limit {}\n",
+             client threads; at most {} open at once), one hot event, {}s, server \
+             DB_MAX_CONNECTIONS={OVERLOAD_POOL}; open-file limit {}\n",
+            overload.connections,
             OVERLOAD_FOR.as_secs(),
             header
                 .fd_limit
@@ -1330,7 +1378,7 @@ fn print_table(
             ms(o.p99_unavailable_ms),
             o.p99_ms,
             o.warmup_failures,
-            *rss as f64 / 1024.0
+            rss as f64 / 1024.0
         );
     }
     println!(
