@@ -179,8 +179,13 @@ impl TestApp {
 
     /// A second server instance on the same database (as a horizontally scaled deployment).
     pub async fn another_instance(&self) -> Self {
+        self.another_instance_with(&[]).await
+    }
+
+    /// A second instance with extra configuration.
+    pub async fn another_instance_with(&self, settings: &[(&str, &str)]) -> Self {
         let db = db::pool(self.db_options.clone(), 20, Duration::from_secs(5));
-        Self::start_server(db.clone(), &[]).await.with_db(
+        Self::start_server(db.clone(), settings).await.with_db(
             db,
             self.db_options.clone(),
             self.database_url.clone(),

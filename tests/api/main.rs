@@ -5,6 +5,7 @@ mod bookings;
 mod errors;
 mod events;
 mod helpers;
+mod holds;
 mod idempotency;
 mod limits;
 mod never_twice;

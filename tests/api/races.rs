@@ -6,12 +6,12 @@
 //! - One instance, bookings only (the 300-way race): the event's lane serializes this
 //!   server's bookings, so nothing races its version-checked write. Strict: exactly 100
 //!   confirmed, exactly 200 "Available: 0", zero "high demand", version + 100.
-//! - One instance, bookings racing cancels and seat edits: cancels and edits do not go through
-//!   the lane yet, so any of the three may lose its version check three times and get its
-//!   "high demand" / "modified concurrently" 409. Those are allowed and only printed. Strict:
-//!   the exact message of every answer, "an error answer changed nothing" (a 409 cancel leaves
-//!   its booking CONFIRMED, a refused edit never becomes the total), and the version grows by
-//!   exactly one per booking, per cancel and per edit that answered success.
+//! - One instance, bookings racing cancels and seat edits: all of them go through the event's
+//!   lane (cancels grouped with bookings, edits alone between groups), so nothing races the
+//!   lane for the version. Strict: zero "high demand" and zero "modified concurrently", the
+//!   exact message of every answer, "an error answer changed nothing" (a refused edit never
+//!   becomes the total), and the version grows by exactly one per booking, per cancel and per
+//!   edit that answered success.
 //! - Two instances on one database: lanes do not coordinate across instances yet, so "high
 //!   demand" may happen and is only printed. Strict: exact messages, every 201 a CONFIRMED row
 //!   and every CONFIRMED row a 201, version + one per 201, and sold out means sold out.
@@ -269,9 +269,8 @@ fn reduce_refusal(status: u16, body: &Value, target: i32) -> i32 {
 /// nothing); `totalSeats` ends at the target of an edit answered 200 (150 if none was); the
 /// version grows by exactly one per 201 booking, per 200 cancel and per 200 edit (a lost
 /// version check, i.e. a write without it, or a write that skips the version, breaks this).
-/// Not strict (printed only): how many cancels and edits lose to the booking lane and answer
-/// their 409, and how many booking groups lose three times to them and answer "high demand";
-/// cancels and edits do not go through the lane yet.
+/// Also strict: no request of any kind loses the version race (zero "high demand", zero
+/// "modified concurrently"), since every one of them goes through the event's lane.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bookings_race_with_cancellations_and_seat_edits() {
     let app = TestApp::spawn().await;
@@ -358,6 +357,11 @@ async fn bookings_race_with_cancellations_and_seat_edits() {
         applied_edits.len(),
     );
 
+    assert_eq!(
+        (high_demand, kept.len(), lost_edits),
+        (0, 0, 0),
+        "(bookings, cancels, edits) that lost the version race on one instance"
+    );
     assert_invariant(&app, event_id).await;
     let mut expected_rows = references_of_201s(&results);
     expected_rows.extend(kept.iter().cloned());
