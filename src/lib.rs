@@ -14,6 +14,7 @@ pub mod limits;
 pub mod openapi;
 pub mod readiness;
 pub mod state;
+pub mod tickets;
 pub mod time;
 
 use std::future::Future;
@@ -46,6 +47,7 @@ fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(auth::router())
         .merge(events::router())
         .merge(bookings::router())
+        .merge(tickets::router())
         .merge(health::router())
         .split_for_parts();
     openapi::add_common_responses(&mut document);

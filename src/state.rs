@@ -9,6 +9,7 @@ use crate::bookings::BookingLanes;
 use crate::config::Config;
 use crate::limits::Limits;
 use crate::readiness::Readiness;
+use crate::tickets::TicketKeys;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -20,6 +21,8 @@ pub struct AppState {
     pub limits: Limits,
     /// False while the schema is not known to be in place (see `readiness`).
     pub ready: Readiness,
+    /// The keys that sign and verify ticket codes.
+    pub tickets: Arc<TicketKeys>,
 }
 
 impl AppState {
@@ -30,6 +33,7 @@ impl AppState {
             bookings: BookingLanes::new(db.clone(), config.booking_lanes, config.hold_seconds),
             limits: Limits::new(&config.rate_limits),
             ready: Readiness::ready(),
+            tickets: Arc::new(TicketKeys::new(config.ticket_signing_key.clone())),
             db,
             jwt: Arc::new(jwt),
             config: Arc::new(config),

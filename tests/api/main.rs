@@ -14,3 +14,4 @@ mod outage;
 mod races;
 mod seed;
 mod ticket_types;
+mod tickets;

@@ -1,0 +1,24 @@
+//! Tickets and check-in: a signed code per seat of a confirmed booking (`keys`), derived on
+//! demand (`service`), shown as a list, a QR code and a PDF (`documents`), and let in at the
+//! door exactly once (`checkin`).
+
+mod checkin;
+mod handlers;
+pub mod keys;
+pub mod model;
+pub mod service;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use keys::TicketKeys;
+
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(handlers::jwks))
+        .routes(routes!(handlers::list_tickets))
+        .routes(routes!(handlers::check_in))
+        .routes(routes!(handlers::revoked_tickets))
+}

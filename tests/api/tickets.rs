@@ -1,0 +1,429 @@
+//! Tickets and check-in: signed codes verified with the JWKS alone, stable codes, every rule
+//! and message of the door, and simultaneous scans of one ticket.
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{json, Value};
+
+use crate::bookings::{book, booking, published_event};
+use crate::events::{create_event, event_body};
+use crate::helpers::{assert_error, assert_validation, parts, TestApp};
+
+const INVALID: &str = "Invalid ticket code";
+
+async fn tickets(app: &TestApp, token: &str, reference: &str) -> (u16, Value) {
+    parts(
+        app.get(&format!("/bookings/{reference}/tickets"), Some(token))
+            .await,
+    )
+    .await
+}
+
+async fn scan(app: &TestApp, token: &str, event_id: i64, body: Value) -> (u16, Value) {
+    parts(
+        app.post(&format!("/events/{event_id}/check-ins"), Some(token), &body)
+            .await,
+    )
+    .await
+}
+
+/// Verifies a code with nothing but the published key set, as an offline scanner does.
+async fn verify_offline(app: &TestApp, code: &str) -> Value {
+    let (status, jwks) = parts(app.get("/.well-known/jwks.json", None).await).await;
+    assert_eq!(status, 200, "{jwks}");
+    let header = jsonwebtoken::decode_header(code).expect("a JWS header");
+    assert_eq!(header.alg, Algorithm::EdDSA);
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"].as_str() == header.kid.as_deref())
+        .expect("the code's kid is in the key set");
+    assert_eq!(
+        (
+            jwk["kty"].as_str(),
+            jwk["crv"].as_str(),
+            jwk["alg"].as_str(),
+            jwk["use"].as_str()
+        ),
+        (Some("OKP"), Some("Ed25519"), Some("EdDSA"), Some("sig"))
+    );
+    let key = DecodingKey::from_ed_components(jwk["x"].as_str().unwrap()).unwrap();
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.validate_exp = false;
+    validation.required_spec_claims.clear();
+    jsonwebtoken::decode::<Value>(code, &key, &validation)
+        .expect("a valid signature")
+        .claims
+}
+
+/// An organizer's published event with one user's confirmed booking of `seats`.
+async fn booked(app: &TestApp, seats: i64) -> (String, i64, String, String) {
+    let (organizer, event_id) = published_event(app, 50).await;
+    let (user, _) = app.user("holder@example.com").await;
+    let reference = book(app, &user, event_id, seats).await;
+    (organizer, event_id, user, reference)
+}
+
+#[tokio::test]
+async fn a_confirmed_booking_has_one_signed_ticket_per_seat() {
+    let app = TestApp::spawn().await;
+    let (organizer, event_id, user, reference) = booked(&app, 3).await;
+    let (status, body) = tickets(&app, &user, &reference).await;
+    assert_eq!(status, 200, "{body}");
+    let list = body["data"].as_array().unwrap();
+    assert_eq!(list.len(), 3);
+    let type_id: i64 = sqlx::query_scalar::<_, i32>(
+        "SELECT ticket_type_id FROM bookings WHERE booking_reference = $1::uuid",
+    )
+    .bind(&reference)
+    .fetch_one(&app.db)
+    .await
+    .unwrap()
+    .into();
+    for (index, ticket) in list.iter().enumerate() {
+        assert_eq!(ticket["number"], index + 1);
+        assert_eq!(ticket["status"], "VALID");
+        assert_eq!(ticket["checkedInAt"], Value::Null);
+        let claims = verify_offline(&app, ticket["code"].as_str().unwrap()).await;
+        assert_eq!(claims["ref"], reference.as_str());
+        assert_eq!(claims["n"], index + 1);
+        assert_eq!(claims["evt"], event_id);
+        assert_eq!(claims["tt"], type_id);
+        assert!(claims["iat"].as_i64().unwrap() > 1_700_000_000);
+    }
+    // The organizer sees the same tickets; codes never change, on any instance.
+    let (_, again) = tickets(&app, &organizer, &reference).await;
+    assert_eq!(again, body);
+    let second = app.another_instance().await;
+    let (_, elsewhere) = tickets(&second, &user, &reference).await;
+    assert_eq!(elsewhere, body);
+
+    let (stranger, _) = app.user("stranger@example.com").await;
+    let (status, body) = tickets(&app, &stranger, &reference).await;
+    assert_error(
+        status,
+        &body,
+        403,
+        "You do not have permission to view this booking",
+    );
+    let (status, body) = tickets(&app, &user, "9b2f4c3e-8f1a-4d2b-a6c7-1e5d3f9a0b4c").await;
+    assert_error(status, &body, 404, "Booking not found");
+    let (status, body) = tickets(&app, &user, "nope").await;
+    assert_error(status, &body, 400, "Validation failed (uuid is expected)");
+}
+
+#[tokio::test]
+async fn holds_have_no_tickets_until_confirmed() {
+    let app = TestApp::spawn().await;
+    let (_, event_id) = published_event(&app, 10).await;
+    let (user, _) = app.user("user@example.com").await;
+    let (_, held) = parts(
+        app.post(
+            "/bookings",
+            Some(&user),
+            &json!({ "eventId": event_id, "seatCount": 2, "hold": true }),
+        )
+        .await,
+    )
+    .await;
+    let reference = held["data"]["bookingReference"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = tickets(&app, &user, &reference).await;
+    assert_error(
+        status,
+        &body,
+        400,
+        "Tickets are issued when the booking is confirmed",
+    );
+    let (status, _) = parts(
+        app.post(
+            &format!("/bookings/{reference}/confirm"),
+            Some(&user),
+            &json!({}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = tickets(&app, &user, &reference).await;
+    assert_eq!(
+        (status, body["data"].as_array().map(Vec::len)),
+        (200, Some(2)),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn the_door_lets_each_ticket_in_once_and_replays_a_scanners_retry() {
+    let app = TestApp::spawn().await;
+    let (organizer, event_id, user, reference) = booked(&app, 2).await;
+    let (_, list) = tickets(&app, &user, &reference).await;
+    let code = list["data"][0]["code"].as_str().unwrap().to_string();
+
+    let (status, first) = scan(
+        &app,
+        &organizer,
+        event_id,
+        json!({ "code": code, "nonce": "scan-1" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["success"], true);
+    assert_eq!(first["message"], "Checked in");
+    assert_eq!(first["data"]["bookingReference"], reference.as_str());
+    assert_eq!(first["data"]["number"], 1);
+    assert_eq!(
+        first["data"]["holder"],
+        json!({ "firstname": "Test", "lastname": "User" })
+    );
+    let at = first["data"]["checkedInAt"].as_str().unwrap().to_string();
+
+    // The scanner's retry: the first answer again, nothing changes.
+    let (status, replay) = scan(
+        &app,
+        &organizer,
+        event_id,
+        json!({ "code": code, "nonce": "scan-1" }),
+    )
+    .await;
+    assert_eq!((status, &replay), (200, &first));
+    // Any other scan of the same ticket is turned away, naming the first check-in.
+    for body in [
+        json!({ "code": code }),
+        json!({ "code": code, "nonce": "scan-2" }),
+    ] {
+        let (status, again) = scan(&app, &organizer, event_id, body).await;
+        assert_error(
+            status,
+            &again,
+            409,
+            &format!("Ticket already checked in at {at}"),
+        );
+    }
+    let (_, list) = tickets(&app, &user, &reference).await;
+    assert_eq!(list["data"][0]["status"], "CHECKED_IN");
+    assert_eq!(list["data"][0]["checkedInAt"], at.as_str());
+    assert_eq!(list["data"][1]["status"], "VALID");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM check_ins")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_simultaneous_scans_of_one_ticket_let_it_in_once() {
+    let app = TestApp::spawn().await;
+    let (organizer, event_id, user, reference) = booked(&app, 1).await;
+    let (_, list) = tickets(&app, &user, &reference).await;
+    let code = list["data"][0]["code"].as_str().unwrap().to_string();
+    let scans: Vec<_> = (0..20)
+        .map(|n| {
+            let request = app
+                .request(
+                    reqwest::Method::POST,
+                    &format!("/events/{event_id}/check-ins"),
+                    Some(&organizer),
+                )
+                .json(&json!({ "code": code, "nonce": format!("door-{n}") }));
+            tokio::spawn(async move { parts(request.send().await.unwrap()).await })
+        })
+        .collect();
+    let mut admitted = 0;
+    for scan in scans {
+        let (status, body) = scan.await.unwrap();
+        if status == 200 {
+            admitted += 1;
+        } else {
+            assert_eq!(status, 409, "{body}");
+            assert!(
+                body["message"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Ticket already checked in at "),
+                "{body}"
+            );
+        }
+    }
+    assert_eq!(admitted, 1);
+}
+
+#[tokio::test]
+async fn codes_that_are_not_ours_or_not_for_this_event_are_refused() {
+    let app = TestApp::spawn().await;
+    let (organizer, event_id, user, reference) = booked(&app, 1).await;
+    let (_, list) = tickets(&app, &user, &reference).await;
+    let code = list["data"][0]["code"].as_str().unwrap().to_string();
+    let parts_of: Vec<&str> = code.split('.').collect();
+
+    // A tampered payload (another ticket number), under the original signature.
+    let mut claims = verify_offline(&app, &code).await;
+    claims["n"] = json!(2);
+    let tampered = format!(
+        "{}.{}.{}",
+        parts_of[0],
+        base64_url(&serde_json::to_vec(&claims).unwrap()),
+        parts_of[2]
+    );
+    // A well-formed code with the same kid, signed by another Ed25519 key.
+    let other_key =
+        ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+    let mut header = jsonwebtoken::Header::new(Algorithm::EdDSA);
+    header.kid = jsonwebtoken::decode_header(&code).unwrap().kid;
+    let forged = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_ed_der(other_key.as_ref()),
+    )
+    .unwrap();
+    for bad in [
+        "garbage",
+        "a.b.c",
+        tampered.as_str(),
+        forged.as_str(),
+        &code[..code.len() - 4],
+    ] {
+        let (status, body) = scan(&app, &organizer, event_id, json!({ "code": bad })).await;
+        assert_error(status, &body, 400, INVALID);
+    }
+
+    // A valid code of another event of the same organizer.
+    let other = create_event(&app, &organizer, &event_body("Other", 5, "PUBLISHED")).await;
+    let (status, body) = scan(
+        &app,
+        &organizer,
+        other["id"].as_i64().unwrap(),
+        json!({ "code": code }),
+    )
+    .await;
+    assert_error(status, &body, 400, "Ticket belongs to another event");
+
+    let (status, body) = scan(
+        &app,
+        &organizer,
+        event_id,
+        json!({ "code": code, "nonce": "" }),
+    )
+    .await;
+    assert_validation(
+        status,
+        &body,
+        &["nonce must be 1 to 64 visible ASCII characters"],
+    );
+    let (status, body) = scan(&app, &organizer, event_id, json!({ "nonce": "x" })).await;
+    assert_validation(status, &body, &["code should not be empty"]);
+
+    let (other_org, _) = app.organizer("other-org@example.com").await;
+    let (status, body) = scan(&app, &other_org, event_id, json!({ "code": code })).await;
+    assert_error(
+        status,
+        &body,
+        403,
+        "You can only check in tickets of your own events",
+    );
+    let (status, body) = scan(&app, &user, event_id, json!({ "code": code })).await;
+    assert_error(status, &body, 403, "Forbidden resource");
+    let (status, body) = scan(&app, &organizer, 999_999, json!({ "code": code })).await;
+    assert_error(status, &body, 404, "Event with ID 999999 not found");
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM check_ins")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0, "no refused scan let anyone in");
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[tokio::test]
+async fn cancelled_bookings_have_void_tickets_that_scanners_learn_about() {
+    let app = TestApp::spawn().await;
+    let (organizer, event_id, user, reference) = booked(&app, 2).await;
+    let (_, list) = tickets(&app, &user, &reference).await;
+    let code = list["data"][1]["code"].as_str().unwrap().to_string();
+    let (status, _) = parts(
+        app.delete(&format!("/bookings/{reference}"), Some(&user))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let (_, list) = tickets(&app, &user, &reference).await;
+    let statuses: Vec<&str> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["VOID", "VOID"]);
+    let (status, body) = scan(&app, &organizer, event_id, json!({ "code": code })).await;
+    assert_error(
+        status,
+        &body,
+        409,
+        "Ticket is void: the booking was cancelled",
+    );
+
+    let (status, revoked) = parts(
+        app.get(
+            &format!("/events/{event_id}/revoked-tickets"),
+            Some(&organizer),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{revoked}");
+    assert_eq!(
+        revoked,
+        json!({ "data": [
+            { "bookingReference": reference, "number": 1 },
+            { "bookingReference": reference, "number": 2 },
+        ] })
+    );
+    let (other_org, _) = app.organizer("other-org@example.com").await;
+    let (status, body) = parts(
+        app.get(
+            &format!("/events/{event_id}/revoked-tickets"),
+            Some(&other_org),
+        )
+        .await,
+    )
+    .await;
+    assert_error(status, &body, 403, "You can only view your own events");
+    let (status, body) = parts(
+        app.get("/events/999999/revoked-tickets", Some(&organizer))
+            .await,
+    )
+    .await;
+    assert_error(status, &body, 404, "Event with ID 999999 not found");
+    let (_, still) = parts(
+        app.post("/bookings", Some(&user), &booking(event_id, 1))
+            .await,
+    )
+    .await;
+    assert_eq!(still["data"]["status"], "CONFIRMED");
+}
+
+#[tokio::test]
+async fn a_configured_key_signs_and_is_published() {
+    let pkcs8 =
+        ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+    let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec()));
+    let app = TestApp::spawn_with(&[("TICKET_SIGNING_KEY", pem.as_str())]).await;
+    let (_, _, user, reference) = booked(&app, 1).await;
+    let (_, list) = tickets(&app, &user, &reference).await;
+    let code = list["data"][0]["code"].as_str().unwrap();
+    let claims = verify_offline(&app, code).await;
+    assert_eq!(claims["ref"], reference.as_str());
+    let (_, jwks) = parts(app.get("/.well-known/jwks.json", None).await).await;
+    let kid = jsonwebtoken::decode_header(code).unwrap().kid.unwrap();
+    assert_eq!(
+        jwks["keys"][0]["kid"],
+        kid.as_str(),
+        "the configured key comes first"
+    );
+}
