@@ -8,18 +8,20 @@ use super::model::{
     CreateEventRequest, EventDeleted, EventListParams, EventStatus, EventView, MyEventsParams,
     UpdateEventRequest,
 };
+use super::search::{self, EventQuery};
 use super::service::{self, EventFilter};
 use crate::auth::{MaybeAuthUser, Organizer};
-use crate::error::{AppError, ErrorBody, Result};
+use crate::error::{ErrorBody, Result};
 use crate::http::deadline::RequestStart;
-use crate::http::params::{page_and_status, parse_enum};
-use crate::http::{IdPath, Page, Paginated, QueryParams, ValidatedJson};
+use crate::http::params::page_and_status;
+use crate::http::{IdPath, Paginated, QueryParams, ValidatedJson};
 use crate::state::AppState;
 
-/// List events
+/// List and search events
 ///
-/// Newest first. Drafts appear only to their own organizer. Public: a token is optional, but
-/// a token that is sent must be valid.
+/// Newest first unless `sort` or `q` says otherwise; full-text search, date, city and free-seat
+/// filters. Drafts appear only to their own organizer. `meta.total` is exact up to 10,000
+/// (`meta.totalExact`). Public: a token is optional, but a token that is sent must be valid.
 #[utoipa::path(
     get, path = "/events", tag = "events",
     params(EventListParams),
@@ -35,30 +37,8 @@ pub async fn list_events(
     viewer: MaybeAuthUser,
     QueryParams(params): QueryParams<EventListParams>,
 ) -> Result<Json<Paginated<EventView>>> {
-    let mut errors = Vec::new();
-    let page = Page::parse(params.page.as_deref(), params.limit.as_deref(), &mut errors);
-    let status = parse_enum(
-        "status",
-        params.status.as_deref(),
-        &EventStatus::NAMES,
-        &mut errors,
-    );
-    let organizer_id = params.organizer_id.as_deref().and_then(|raw| {
-        let id = raw.trim().parse::<i32>().ok().filter(|id| *id >= 1);
-        if id.is_none() {
-            errors.push("organizerId must be an integer from 1 to 2147483647".into());
-        }
-        id
-    });
-    if !errors.is_empty() {
-        return Err(AppError::Validation(errors));
-    }
-    let filter = EventFilter {
-        status,
-        organizer_id,
-        viewer: viewer.id(),
-    };
-    let (data, meta) = service::list(&state.db, filter, page).await?;
+    let (query, page) = EventQuery::parse(&params, viewer.id())?;
+    let (data, meta) = search::list(&state.db, &query, page).await?;
     Ok(Json(Paginated { data, meta }))
 }
 

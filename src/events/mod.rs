@@ -3,6 +3,7 @@
 
 mod handlers;
 pub mod model;
+pub mod search;
 pub mod service;
 pub mod ticket_types;
 

@@ -337,6 +337,27 @@ pub struct EventListParams {
     /// Only events of this organizer.
     #[param(value_type = Option<i64>)]
     pub organizer_id: Option<String>,
+    /// Full-text search (1–200 characters) over title, description, venue and city: every
+    /// word must match, stemmed, case- and accent-insensitive; a typo falls back to titles
+    /// similar to the query.
+    pub q: Option<String>,
+    /// `eventDate` on or after (ISO 8601 date or date-time; a date means its start, UTC).
+    #[param(value_type = Option<String>)]
+    pub from: Option<String>,
+    /// `eventDate` on or before (a date means its end, UTC).
+    #[param(value_type = Option<String>)]
+    pub to: Option<String>,
+    /// `true`: only events whose `eventDate` is now or later.
+    #[param(value_type = Option<bool>)]
+    pub upcoming: Option<String>,
+    /// Case-insensitive exact city.
+    pub city: Option<String>,
+    /// At least this many seats available (1–1,000,000).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000000)]
+    pub min_seats: Option<String>,
+    /// `-createdAt` (default without `q`), `relevance` (default with `q`), `eventDate`,
+    /// `-eventDate`, `-availableSeats`.
+    pub sort: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -18,7 +18,7 @@ const EVENT_COLUMNS: &str = "e.id, e.title, e.description, e.venue, e.city, e.cu
     e.created_at, e.updated_at";
 
 /// The one projection of the public view: every read of `EventView` goes through it.
-fn view_select() -> String {
+pub fn view_select() -> String {
     format!(
         "SELECT {EVENT_COLUMNS}, {TYPES_JSON}, \
                 u.firstname AS organizer_firstname, u.lastname AS organizer_lastname, \

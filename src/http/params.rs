@@ -112,11 +112,12 @@ impl Page {
             page: self.page,
             limit: self.limit,
             total_pages: (total + self.limit - 1) / self.limit,
+            total_exact: None,
         }
     }
 }
 
-fn bounded_int(
+pub fn bounded_int(
     name: &str,
     raw: Option<&str>,
     default: i64,
@@ -179,6 +180,9 @@ pub struct PageMeta {
     pub limit: i64,
     #[schema(example = 5)]
     pub total_pages: i64,
+    /// GET /events only: false when more than 10,000 events match and `total` is capped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_exact: Option<bool>,
 }
 
 /// The envelope of every list response.

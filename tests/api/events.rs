@@ -186,7 +186,7 @@ async fn list_is_paginated_newest_first() {
     assert_eq!(status, 200);
     assert_eq!(
         page["meta"],
-        json!({ "total": 12, "page": 3, "limit": 5, "totalPages": 3 })
+        json!({ "total": 12, "page": 3, "limit": 5, "totalPages": 3, "totalExact": true })
     );
     let titles: Vec<&str> = page["data"]
         .as_array()

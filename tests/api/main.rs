@@ -12,6 +12,7 @@ mod never_twice;
 mod ops;
 mod outage;
 mod races;
+mod search;
 mod seed;
 mod ticket_types;
 mod tickets;

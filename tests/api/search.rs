@@ -1,0 +1,254 @@
+//! GET /events search and filters: each parameter, its boundaries and combinations; stemming,
+//! accents, word order, the typo fallback, ordering ties, the capped count.
+
+use serde_json::{json, Value};
+
+use crate::events::create_event;
+use crate::helpers::{assert_validation, parts, TestApp};
+
+fn event(
+    title: &str,
+    description: &str,
+    city: Option<&str>,
+    date: Option<&str>,
+    seats: i64,
+) -> Value {
+    json!({
+        "title": title, "description": description, "venue": city.map(|_| "Hall"), "city": city,
+        "totalSeats": seats, "status": "PUBLISHED", "eventDate": date,
+    })
+}
+
+/// Titles of the listing for a query string.
+async fn titles(app: &TestApp, query: &str) -> Vec<String> {
+    let (status, body) = parts(app.get(&format!("/events?{query}"), None).await).await;
+    assert_eq!(status, 200, "{query}: {body}");
+    body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["title"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn seeded() -> TestApp {
+    let app = TestApp::spawn().await;
+    let (organizer, _) = app.organizer("org@example.com").await;
+    for body in [
+        event(
+            "Café Night",
+            "Acoustic concerts by the lake",
+            Some("Zürich"),
+            Some("2030-03-10T19:00:00Z"),
+            40,
+        ),
+        event(
+            "Summer Festival",
+            "Three stages, open air",
+            Some("Basel"),
+            Some("2030-07-01T12:00:00Z"),
+            500,
+        ),
+        event(
+            "Rust Meetup",
+            "Talks about the borrow checker",
+            Some("zürich"),
+            Some("2030-03-10T18:00:00Z"),
+            30,
+        ),
+        event("Undated Gathering", "A concert, some day", None, None, 10),
+        event(
+            "Past Concert",
+            "It happened",
+            Some("Bern"),
+            Some("2020-01-01T00:00:00Z"),
+            20,
+        ),
+    ] {
+        create_event(&app, &organizer, &body).await;
+    }
+    app
+}
+
+#[tokio::test]
+async fn full_text_stems_folds_accents_and_ignores_word_order() {
+    let app = seeded().await;
+    assert_eq!(titles(&app, "q=cafe%20zurich").await, ["Café Night"]);
+    assert_eq!(titles(&app, "q=ZURICH%20CAFE").await, ["Café Night"]);
+    // "concerts" finds "concert" and "concerts", in title and description alike.
+    let mut found = titles(&app, "q=concerts").await;
+    found.sort();
+    assert_eq!(found, ["Café Night", "Past Concert", "Undated Gathering"]);
+    // Every word must match (here both only in Café Night's description).
+    assert_eq!(titles(&app, "q=concerts%20acoustic").await, ["Café Night"]);
+    // The title weighs more than the description: "Past Concert" (title) before the others.
+    assert_eq!(titles(&app, "q=concert").await[0], "Past Concert");
+    let (_, body) = parts(app.get("/events?q=concert", None).await).await;
+    assert_eq!(
+        body["meta"],
+        json!({ "total": 3, "page": 1, "limit": 10, "totalPages": 1, "totalExact": true })
+    );
+}
+
+#[tokio::test]
+async fn a_typo_falls_back_to_similar_titles_under_the_same_filters() {
+    let app = seeded().await;
+    assert_eq!(titles(&app, "q=festivel").await, ["Summer Festival"]);
+    assert_eq!(
+        titles(&app, "q=festivel&city=Zurich").await,
+        Vec::<String>::new()
+    );
+    assert_eq!(titles(&app, "q=meetap").await, ["Rust Meetup"]);
+}
+
+#[tokio::test]
+async fn dates_cities_seats_and_upcoming_filter_and_combine() {
+    let app = seeded().await;
+    let mut zurich = titles(&app, "city=Z%C3%9CRICH").await;
+    zurich.sort();
+    assert_eq!(
+        zurich,
+        ["Café Night", "Rust Meetup"],
+        "case-insensitive exact city"
+    );
+    assert_eq!(titles(&app, "city=Zur").await, Vec::<String>::new());
+    assert_eq!(
+        titles(&app, "city=Zurich").await,
+        Vec::<String>::new(),
+        "exact: accents count"
+    );
+    // A date alone is that whole day, UTC; events without a date are left out.
+    let mut day = titles(&app, "from=2030-03-10&to=2030-03-10").await;
+    day.sort();
+    assert_eq!(day, ["Café Night", "Rust Meetup"]);
+    assert_eq!(
+        titles(&app, "from=2030-03-10T18:30:00Z").await,
+        ["Summer Festival", "Café Night"]
+    );
+    assert_eq!(titles(&app, "to=2021-01-01").await, ["Past Concert"]);
+    assert!(!titles(&app, "upcoming=true")
+        .await
+        .contains(&"Past Concert".to_string()));
+    assert!(!titles(&app, "upcoming=true")
+        .await
+        .contains(&"Undated Gathering".to_string()));
+    assert_eq!(titles(&app, "upcoming=false").await.len(), 5);
+    assert_eq!(titles(&app, "minSeats=100").await, ["Summer Festival"]);
+    assert_eq!(
+        titles(&app, "minSeats=30&city=Z%C3%BCrich&q=talks").await,
+        ["Rust Meetup"]
+    );
+    assert_eq!(
+        titles(&app, "minSeats=31&city=Z%C3%BCrich&q=talks").await,
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test]
+async fn sorts_put_undated_events_last_and_break_ties_by_newest() {
+    let app = seeded().await;
+    assert_eq!(
+        titles(&app, "sort=eventDate").await,
+        [
+            "Past Concert",
+            "Rust Meetup",
+            "Café Night",
+            "Summer Festival",
+            "Undated Gathering"
+        ]
+    );
+    assert_eq!(
+        titles(&app, "sort=-eventDate").await,
+        [
+            "Summer Festival",
+            "Café Night",
+            "Rust Meetup",
+            "Past Concert",
+            "Undated Gathering"
+        ]
+    );
+    assert_eq!(
+        titles(&app, "sort=-availableSeats").await[0],
+        "Summer Festival"
+    );
+    // Default: newest first.
+    assert_eq!(titles(&app, "").await[0], "Past Concert");
+    assert_eq!(
+        titles(&app, "sort=-createdAt&limit=2&page=2").await,
+        ["Rust Meetup", "Summer Festival"]
+    );
+    // Ties (same seats) break by createdAt desc, then id desc.
+    let (organizer, _) = app.organizer("twins@example.com").await;
+    for title in ["Twin A", "Twin B"] {
+        create_event(&app, &organizer, &event(title, "x", None, None, 777)).await;
+    }
+    assert_eq!(
+        titles(&app, "minSeats=777&sort=-availableSeats").await,
+        ["Twin B", "Twin A"]
+    );
+}
+
+#[tokio::test]
+async fn bad_values_get_one_message_per_broken_rule() {
+    let app = seeded().await;
+    let long = "x".repeat(201);
+    let (status, body) = parts(
+        app.get(&format!("/events?q={long}&from=yesterday&to=2030-13-01&upcoming=maybe&minSeats=0&sort=title"), None)
+            .await,
+    )
+    .await;
+    assert_validation(
+        status,
+        &body,
+        &[
+            "q must be 1 to 200 characters",
+            "from must be an ISO 8601 date (2026-12-31) or date-time with a time zone",
+            "to must be an ISO 8601 date (2026-12-31) or date-time with a time zone",
+            "upcoming must be a boolean value",
+            "minSeats must not be less than 1",
+            "sort must be one of the following values: -createdAt, relevance, eventDate, -eventDate, -availableSeats",
+        ],
+    );
+    let (status, body) = parts(app.get("/events?from=2030-02-01&to=2030-01-01", None).await).await;
+    assert_validation(status, &body, &["from must not be after to"]);
+    let (status, body) = parts(app.get("/events?sort=relevance", None).await).await;
+    assert_validation(status, &body, &["sort relevance requires q"]);
+    let (status, body) = parts(app.get("/events?minSeats=1000001&q=", None).await).await;
+    assert_validation(
+        status,
+        &body,
+        &[
+            "minSeats must not be greater than 1000000",
+            "q must be 1 to 200 characters",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn the_count_is_exact_up_to_ten_thousand() {
+    let app = TestApp::spawn().await;
+    let (organizer, organizer_id) = app.organizer("bulk@example.com").await;
+    sqlx::query(
+        "WITH e AS (INSERT INTO events (title, total_seats, available_seats, status, organizer_id) \
+                    SELECT 'Bulk ' || n, 5, 5, 'PUBLISHED', $1 FROM generate_series(1, 10001) n RETURNING id) \
+         INSERT INTO ticket_types (event_id, name, total_seats, available_seats) SELECT id, 'General', 5, 5 FROM e",
+    )
+    .bind(organizer_id)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let (_, body) = parts(app.get("/events?limit=100", None).await).await;
+    assert_eq!(
+        body["meta"],
+        json!({ "total": 10000, "page": 1, "limit": 100, "totalPages": 100, "totalExact": false })
+    );
+    create_event(
+        &app,
+        &organizer,
+        &event("Unique Needle", "x", None, None, 5),
+    )
+    .await;
+    let (_, body) = parts(app.get("/events?q=needle", None).await).await;
+    assert_eq!(body["meta"]["total"], 1);
+    assert_eq!(body["meta"]["totalExact"], true);
+}
