@@ -199,7 +199,7 @@ async fn list_is_paginated_newest_first() {
     let (_, first) = parts(app.get("/events", None).await).await;
     assert_eq!(
         first["meta"],
-        json!({ "total": 12, "page": 1, "limit": 10, "totalPages": 2 })
+        json!({ "total": 12, "page": 1, "limit": 10, "totalPages": 2, "totalExact": true })
     );
     assert_eq!(first["data"][0]["title"], "E12");
     let item = &first["data"][0];
