@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod http;
+pub mod insight;
 pub mod jobs;
 pub mod limits;
 pub mod openapi;
@@ -48,6 +49,7 @@ fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(events::router())
         .merge(bookings::router())
         .merge(tickets::router())
+        .merge(insight::router())
         .merge(health::router())
         .split_for_parts();
     openapi::add_common_responses(&mut document);

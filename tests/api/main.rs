@@ -7,6 +7,7 @@ mod events;
 mod helpers;
 mod holds;
 mod idempotency;
+mod insight;
 mod limits;
 mod never_twice;
 mod ops;

@@ -113,6 +113,20 @@ async fn openapi_documents_every_route_completely() {
         ),
         (
             "get",
+            "/events/{id}/stats",
+            false,
+            "required",
+            &["200", "400", "401", "403", "404"],
+        ),
+        (
+            "get",
+            "/events/{id}/attendees",
+            false,
+            "required",
+            &["200", "400", "401", "403", "404"],
+        ),
+        (
+            "get",
             "/events/{id}/revoked-tickets",
             false,
             "required",
