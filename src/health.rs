@@ -68,5 +68,7 @@ fn down(why: &str) -> (StatusCode, Json<Health>) {
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(health))
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(crate::metrics::metrics))
 }

@@ -12,6 +12,7 @@ pub mod http;
 pub mod insight;
 pub mod jobs;
 pub mod limits;
+pub mod metrics;
 pub mod openapi;
 pub mod readiness;
 pub mod state;
@@ -57,10 +58,12 @@ fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 pub fn build_router(state: AppState) -> Router {
+    metrics::handle();
     let (routes, document) = routes_and_document();
     let cors = cors(state.config.cors_origins.as_deref());
     let middleware = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)

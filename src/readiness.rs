@@ -55,7 +55,8 @@ pub async fn require_ready(
     next: Next,
 ) -> Response {
     let path = request.uri().path();
-    if ready.is_ready() || path == "/health" || path.starts_with("/api-docs") {
+    if ready.is_ready() || path == "/health" || path == "/metrics" || path.starts_with("/api-docs")
+    {
         return next.run(request).await;
     }
     error_response(

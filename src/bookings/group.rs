@@ -27,6 +27,7 @@ pub async fn run(db: &PgPool, event_id: i32, jobs: Vec<Job>, hold_seconds: i32) 
     let Some(commit_by) = jobs.iter().map(Job::commit_by).min() else {
         return true;
     };
+    crate::metrics::group_size(jobs.len());
     let ops: Vec<&Op> = jobs.iter().map(|job| &job.op).collect();
     let attempts = retry_optimistic(
         || prepare_group(db, event_id, &ops, hold_seconds),

@@ -79,13 +79,17 @@ impl BookingLanes {
         request: BookingRequest,
         start: RequestStart,
     ) -> Result<BookingWithEvent<BookedEvent>> {
-        match self
+        let hold = request.hold;
+        let booked = match self
             .submit(request.event_id, Op::Book(request), start)
-            .await?
+            .await
         {
-            Done::Booked(booking) => Ok(booking),
-            _ => Err(unexpected()),
-        }
+            Ok(Done::Booked(booking)) => Ok(booking),
+            Ok(_) => Err(unexpected()),
+            Err(error) => Err(error),
+        };
+        crate::metrics::booking_outcome(&booked.as_ref().map(|_| hold));
+        booked
     }
 
     /// Confirms a hold of `event_id`.

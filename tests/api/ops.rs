@@ -90,6 +90,7 @@ async fn openapi_documents_every_route_completely() {
             "optional",
             &["200", "400", "404"],
         ),
+        ("get", "/metrics", false, "none", &["200"]),
         (
             "get",
             "/.well-known/jwks.json",
@@ -267,4 +268,76 @@ async fn openapi_documents_every_route_completely() {
         routes.len(),
         "no undocumented or unexpected operations"
     );
+}
+
+/// The value of one sample line (`name{labels} value`) of a Prometheus text, 0 when absent.
+fn sample(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_template_and_bookings_by_outcome() {
+    let app = TestApp::spawn().await;
+    let (_, event_id) = crate::bookings::published_event(&app, 1).await;
+    let (user, _) = app.user("metrics@example.com").await;
+    let read = || async {
+        let response = app.get("/metrics", None).await;
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"));
+        response.text().await.unwrap()
+    };
+    let route = "http_requests_total{method=\"GET\",route=\"/events/{id}\",status=\"200\"}";
+    let confirmed = "bookings_total{outcome=\"confirmed\",reason=\"none\"}";
+    let sold_out = "bookings_total{outcome=\"refused\",reason=\"not_enough_seats\"}";
+    let before = read().await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.get(&format!("/events/{event_id}"), None).await.status(),
+            200
+        );
+    }
+    for _ in 0..2 {
+        app.post(
+            "/bookings",
+            Some(&user),
+            &crate::bookings::booking(event_id, 1),
+        )
+        .await;
+    }
+    let secret_path = format!("/no-such-route-{}", uuid::Uuid::new_v4().simple());
+    assert_eq!(app.get(&secret_path, None).await.status(), 404);
+    let after = read().await;
+    // Other tests of this process count too: the figures only ever grow, by at least ours.
+    assert!(
+        sample(&after, route) >= sample(&before, route) + 3.0,
+        "{after}"
+    );
+    assert!(
+        sample(&after, confirmed) >= sample(&before, confirmed) + 1.0,
+        "{after}"
+    );
+    assert!(
+        sample(&after, sold_out) >= sample(&before, sold_out) + 1.0,
+        "{after}"
+    );
+    assert!(
+        after.contains("route=\"unmatched\",status=\"404\""),
+        "{after}"
+    );
+    assert!(
+        !after.contains("no-such-route"),
+        "a path never becomes a label"
+    );
+    assert!(
+        after.contains("http_request_duration_seconds_bucket"),
+        "a histogram"
+    );
+    assert!(after.contains("booking_group_size_bucket"));
+    assert!(after.contains("db_pool_connections{state=\"idle\"}"));
+    assert!(!after.contains("metrics@example.com"), "no user data");
 }
