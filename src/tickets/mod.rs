@@ -3,9 +3,11 @@
 //! door exactly once (`checkin`).
 
 mod checkin;
+mod documents;
 mod handlers;
 pub mod keys;
 pub mod model;
+pub mod render;
 pub mod service;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -19,6 +21,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(handlers::jwks))
         .routes(routes!(handlers::list_tickets))
+        .routes(routes!(documents::qr))
+        .routes(routes!(documents::pdf))
         .routes(routes!(handlers::check_in))
         .routes(routes!(handlers::revoked_tickets))
 }

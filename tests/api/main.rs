@@ -12,6 +12,7 @@ mod limits;
 mod never_twice;
 mod ops;
 mod outage;
+mod qr;
 mod races;
 mod search;
 mod seed;

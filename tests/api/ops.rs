@@ -106,6 +106,20 @@ async fn openapi_documents_every_route_completely() {
             &["200", "400", "401", "403", "404"],
         ),
         (
+            "get",
+            "/bookings/{bookingReference}/tickets/{number}/qr.svg",
+            false,
+            "required",
+            &["200", "400", "401", "403", "404"],
+        ),
+        (
+            "get",
+            "/bookings/{bookingReference}/tickets.pdf",
+            false,
+            "required",
+            &["200", "400", "401", "403", "404"],
+        ),
+        (
             "post",
             "/events/{id}/check-ins",
             true,

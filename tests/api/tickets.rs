@@ -427,3 +427,113 @@ async fn a_configured_key_signs_and_is_published() {
         "the configured key comes first"
     );
 }
+
+#[tokio::test]
+async fn the_qr_code_scans_back_to_the_code_and_the_pdf_has_a_page_per_ticket() {
+    let app = TestApp::spawn().await;
+    let (organizer, _, user, reference) = booked(&app, 3).await;
+    let (_, list) = tickets(&app, &user, &reference).await;
+    for number in 1..=3 {
+        let response = app
+            .get(
+                &format!("/bookings/{reference}/tickets/{number}/qr.svg"),
+                Some(&organizer),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "image/svg+xml");
+        let svg = response.text().await.unwrap();
+        assert_eq!(
+            crate::qr::decode_svg(&svg),
+            list["data"][number - 1]["code"].as_str().unwrap(),
+            "ticket {number} scans to its code"
+        );
+    }
+    for (number, status, message) in [
+        ("0", 404, "Ticket not found"),
+        ("4", 404, "Ticket not found"),
+        ("one", 400, "Validation failed (numeric string is expected)"),
+    ] {
+        let (got, body) = parts(
+            app.get(
+                &format!("/bookings/{reference}/tickets/{number}/qr.svg"),
+                Some(&user),
+            )
+            .await,
+        )
+        .await;
+        assert_error(got, &body, status, message);
+    }
+
+    let response = app
+        .get(&format!("/bookings/{reference}/tickets.pdf"), Some(&user))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/pdf");
+    let pdf = response.bytes().await.unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+    let text = String::from_utf8_lossy(&pdf);
+    let pages = text.matches("/Type /Page").count() - text.matches("/Type /Pages").count();
+    assert_eq!(pages, 3, "one page per ticket");
+    assert!(text.contains("/FontFile2"), "the font is embedded");
+
+    let (stranger, _) = app.user("stranger@example.com").await;
+    let (status, body) = parts(
+        app.get(
+            &format!("/bookings/{reference}/tickets.pdf"),
+            Some(&stranger),
+        )
+        .await,
+    )
+    .await;
+    assert_error(
+        status,
+        &body,
+        403,
+        "You do not have permission to view this booking",
+    );
+    let (status, _) = parts(
+        app.delete(&format!("/bookings/{reference}"), Some(&user))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    for path in ["tickets.pdf", "tickets/1/qr.svg"] {
+        let (status, body) = parts(
+            app.get(&format!("/bookings/{reference}/{path}"), Some(&user))
+                .await,
+        )
+        .await;
+        assert_error(status, &body, 400, "Booking is already cancelled");
+    }
+}
+
+#[tokio::test]
+async fn a_hold_has_no_qr_code_or_pdf() {
+    let app = TestApp::spawn().await;
+    let (_, event_id) = published_event(&app, 10).await;
+    let (user, _) = app.user("user@example.com").await;
+    let (_, held) = parts(
+        app.post(
+            "/bookings",
+            Some(&user),
+            &json!({ "eventId": event_id, "seatCount": 1, "hold": true }),
+        )
+        .await,
+    )
+    .await;
+    let reference = held["data"]["bookingReference"].as_str().unwrap();
+    for path in ["tickets.pdf", "tickets/1/qr.svg"] {
+        let (status, body) = parts(
+            app.get(&format!("/bookings/{reference}/{path}"), Some(&user))
+                .await,
+        )
+        .await;
+        assert_error(
+            status,
+            &body,
+            400,
+            "Tickets are issued when the booking is confirmed",
+        );
+    }
+}
