@@ -4,7 +4,8 @@
 //! operation in order to that state, then write the result: one version-checked UPDATE of the
 //! event (its version grows by one per booking, cancel or expiry, as if they had run one by
 //! one), the per-type seat counts, the new bookings, the status changes, and each key's
-//! outcome. The attempt stops short of COMMIT: the caller decides whether there is still time
+//! outcome. A transaction-level advisory lock per event makes the lanes of several instances
+//! take turns. The attempt stops short of COMMIT: the caller decides whether there is still time
 //! to send it (see `group`).
 
 use std::collections::HashMap;
@@ -49,17 +50,38 @@ enum Effect {
     },
 }
 
+/// The first key of the two-key advisory locks this server takes: one lock per event.
+const EVENT_LOCK_SPACE: i32 = 1;
+
 fn taken_over() -> AppError {
     AppError::Unavailable("the idempotency key was taken over by a retry".into())
+}
+
+/// How a group's transaction runs.
+#[derive(Clone, Copy)]
+pub struct Settings {
+    pub hold_seconds: i32,
+    /// Take the event's advisory lock first (lanes on), so the lanes of other instances on
+    /// this event queue instead of racing this one for the version (which still guards every
+    /// write). Off, the transaction is the plain optimistic one of API.md.
+    pub coordinate: bool,
 }
 
 pub async fn prepare_group(
     db: &PgPool,
     event_id: i32,
     ops: &[&Op],
-    hold_seconds: i32,
+    settings: Settings,
 ) -> Result<Attempt<Prepared>> {
+    let hold_seconds = settings.hold_seconds;
     let mut tx = begin(db).await?;
+    if settings.coordinate {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(EVENT_LOCK_SPACE)
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await?;
+    }
     let held = lock_claims(&mut tx, ops).await?;
     let Some(event) = read_event(&mut tx, event_id, ops).await? else {
         let outcomes = no_such_event(&mut tx, event_id, ops, &held).await?;

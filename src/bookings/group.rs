@@ -11,7 +11,7 @@
 use sqlx::PgPool;
 use tokio::time::timeout_at;
 
-use super::attempt::{prepare_group, Prepared};
+use super::attempt::{prepare_group, Prepared, Settings};
 use super::idempotency;
 use super::job::{Answer, Done, Job, Op};
 use crate::concurrency::retry_optimistic;
@@ -23,14 +23,14 @@ const EXHAUSTED: &str = "the group lost the version race on every attempt";
 
 /// Carries out `jobs` (all of `event_id`, all taken by the caller, none solo). Returns false
 /// when the event does not exist.
-pub async fn run(db: &PgPool, event_id: i32, jobs: Vec<Job>, hold_seconds: i32) -> bool {
+pub async fn run(db: &PgPool, event_id: i32, jobs: Vec<Job>, settings: Settings) -> bool {
     let Some(commit_by) = jobs.iter().map(Job::commit_by).min() else {
         return true;
     };
     crate::metrics::group_size(jobs.len());
     let ops: Vec<&Op> = jobs.iter().map(|job| &job.op).collect();
     let attempts = retry_optimistic(
-        || prepare_group(db, event_id, &ops, hold_seconds),
+        || prepare_group(db, event_id, &ops, settings),
         || AppError::conflict(EXHAUSTED),
     );
     let prepared = match timeout_at(commit_by, attempts).await {

@@ -26,6 +26,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::attempt::Settings;
 use super::group;
 use super::job::{Answer, BookingRequest, Done, Job, Op, SoloWork};
 use super::model::{BookedEvent, BookingWithEvent, CancelledEvent};
@@ -212,6 +213,13 @@ impl BookingLanes {
 }
 
 impl Inner {
+    fn settings(&self) -> Settings {
+        Settings {
+            hold_seconds: self.hold_seconds,
+            coordinate: self.enabled,
+        }
+    }
+
     /// Under the lanes lock: the next job, or `None` after removing this lane.
     fn next_or_retire(&self, event_id: i32, jobs: &mut mpsc::Receiver<Job>) -> Option<Job> {
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
@@ -231,7 +239,7 @@ impl Inner {
             if let Op::Solo(_) = job.op {
                 if !group.is_empty() {
                     let batch = std::mem::take(&mut group);
-                    found &= group::run(&self.db, event_id, batch, self.hold_seconds).await;
+                    found &= group::run(&self.db, event_id, batch, self.settings()).await;
                 }
                 run_solo(job).await;
             } else {
@@ -239,7 +247,7 @@ impl Inner {
             }
         }
         if !group.is_empty() {
-            found &= group::run(&self.db, event_id, group, self.hold_seconds).await;
+            found &= group::run(&self.db, event_id, group, self.settings()).await;
         }
         found
     }
