@@ -43,6 +43,8 @@ pub struct Config {
     pub cors_origins: Option<Vec<String>>,
     /// PKCS#8 PEM of the Ed25519 key that signs ticket codes; `None`: one kept in the database.
     pub ticket_signing_key: Option<Secret>,
+    /// Open live streams per instance before 503 (`LIVE_MAX_STREAMS`, default 10,000).
+    pub live_max_streams: usize,
     /// How long a hold keeps its seats (`HOLD_SECONDS`, 1 to 86,400; default 600).
     pub hold_seconds: u32,
     /// Group concurrent bookings of one event (`BOOKING_LANES`, default on); off, every
@@ -110,6 +112,7 @@ impl Config {
             },
             booking_lanes: parse_switch("BOOKING_LANES", &get, true)?,
             ticket_signing_key: get("TICKET_SIGNING_KEY").map(Secret::new),
+            live_max_streams: parse_or("LIVE_MAX_STREAMS", &get, 10_000)?,
             hold_seconds: match parse_or("HOLD_SECONDS", &get, 600u32)? {
                 seconds @ 1..=86_400 => seconds,
                 _ => bail!("HOLD_SECONDS must be from 1 to 86400"),

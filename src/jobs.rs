@@ -1,5 +1,5 @@
 //! Background work of a running server, each in the module it belongs to: releasing expired
-//! holds every second, sweeping old Idempotency-Keys every hour. The tasks live as long as the
+//! holds every second, sweeping old Idempotency-Keys every hour, listening to the change feed. The tasks live as long as the
 //! runtime that serves; every instance runs them, and each is safe to run on many at once.
 
 use crate::bookings::{expiry, idempotency};
@@ -11,4 +11,8 @@ pub fn spawn_background(state: &AppState) {
         state.bookings.clone(),
     ));
     tokio::spawn(idempotency::sweep_hourly(state.db.clone()));
+    tokio::spawn(crate::live::feed::listen(
+        state.db.clone(),
+        state.live.clone(),
+    ));
 }

@@ -12,6 +12,7 @@ pub mod http;
 pub mod insight;
 pub mod jobs;
 pub mod limits;
+pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod readiness;
@@ -51,6 +52,7 @@ fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(bookings::router())
         .merge(tickets::router())
         .merge(insight::router())
+        .merge(live::router())
         .merge(health::router())
         .split_for_parts();
     openapi::add_common_responses(&mut document);

@@ -91,8 +91,14 @@ async fn run() -> anyhow::Result<()> {
     let mut state = AppState::new(pool.clone(), config);
     state.ready = ready;
     jobs::spawn_background(&state);
+    let live = state.live.clone();
     let router = build_router(state);
-    serve(listener, router, shutdown_signal()).await?;
+    // Open live streams end with the shutdown signal, so they never hold the drain up.
+    let shutdown = async move {
+        shutdown_signal().await;
+        live.close();
+    };
+    serve(listener, router, shutdown).await?;
 
     tracing::info!("requests drained; shutting down");
     pool.close().await;

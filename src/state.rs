@@ -8,6 +8,7 @@ use crate::auth::jwt::JwtKeys;
 use crate::bookings::BookingLanes;
 use crate::config::Config;
 use crate::limits::Limits;
+use crate::live::Live;
 use crate::readiness::Readiness;
 use crate::tickets::TicketKeys;
 
@@ -23,6 +24,8 @@ pub struct AppState {
     pub ready: Readiness,
     /// The keys that sign and verify ticket codes.
     pub tickets: Arc<TicketKeys>,
+    /// The change feed and the open live streams.
+    pub live: Live,
 }
 
 impl AppState {
@@ -34,6 +37,7 @@ impl AppState {
             limits: Limits::new(&config.rate_limits),
             ready: Readiness::ready(),
             tickets: Arc::new(TicketKeys::new(config.ticket_signing_key.clone())),
+            live: Live::new(config.live_max_streams),
             db,
             jwt: Arc::new(jwt),
             config: Arc::new(config),

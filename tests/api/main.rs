@@ -9,6 +9,7 @@ mod holds;
 mod idempotency;
 mod insight;
 mod limits;
+mod live;
 mod never_twice;
 mod ops;
 mod outage;

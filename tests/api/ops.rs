@@ -91,6 +91,15 @@ async fn openapi_documents_every_route_completely() {
             &["200", "400", "404"],
         ),
         ("get", "/metrics", false, "none", &["200"]),
+        ("get", "/", false, "none", &["200", "503"]),
+        ("get", "/events/live", false, "none", &["200", "503"]),
+        (
+            "get",
+            "/events/{id}/live",
+            false,
+            "optional",
+            &["200", "400", "401", "404", "503"],
+        ),
         (
             "get",
             "/.well-known/jwks.json",

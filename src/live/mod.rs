@@ -1,0 +1,20 @@
+//! Live availability: the change feed (`feed`), the event streams (`streams`) and the seat
+//! board page (`board`).
+
+mod board;
+pub mod feed;
+mod streams;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use feed::Live;
+
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(board::board))
+        .routes(routes!(streams::all_live))
+        .routes(routes!(streams::event_live))
+}
