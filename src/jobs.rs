@@ -1,8 +1,10 @@
 //! Background work of a running server, each in the module it belongs to: releasing expired
-//! holds every second, sweeping old Idempotency-Keys every hour, listening to the change feed. The tasks live as long as the
-//! runtime that serves; every instance runs them, and each is safe to run on many at once.
+//! holds every second, sweeping old Idempotency-Keys every hour, listening to the change feed
+//! and reading changed events once for all live streams. The tasks live as long as the runtime
+//! that serves; every instance runs them, and each is safe to run on many at once.
 
 use crate::bookings::{expiry, idempotency};
+use crate::live::{feed, shared};
 use crate::state::AppState;
 
 pub fn spawn_background(state: &AppState) {
@@ -11,8 +13,6 @@ pub fn spawn_background(state: &AppState) {
         state.bookings.clone(),
     ));
     tokio::spawn(idempotency::sweep_hourly(state.db.clone()));
-    tokio::spawn(crate::live::feed::listen(
-        state.db.clone(),
-        state.live.clone(),
-    ));
+    tokio::spawn(feed::listen(state.db.clone(), state.live.clone()));
+    tokio::spawn(shared::read_published(state.db.clone(), state.live.clone()));
 }

@@ -3,8 +3,9 @@
 //! reconnects — or a heartbeat finds it half-open — every stream is told to re-read, so no
 //! change is missed even when notices were lost.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -12,6 +13,7 @@ use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::{broadcast, watch};
 
+use super::shared::{Availability, Snapshot};
 use crate::error::{AppError, Result};
 
 const CHANNEL: &str = "event_changes";
@@ -42,6 +44,10 @@ pub struct Live {
     open: Arc<AtomicUsize>,
     max_streams: usize,
     closing: watch::Sender<bool>,
+    /// One reader per watched event: its streams share what it reads (see `shared`).
+    pub(super) watched: Arc<Mutex<HashMap<i32, watch::Sender<Snapshot>>>>,
+    /// What `/events/live` streams share: each changed published event, read once.
+    pub(super) published: broadcast::Sender<Arc<Availability>>,
 }
 
 /// One open stream; counted until dropped.
@@ -63,6 +69,8 @@ impl Live {
             open: Arc::new(AtomicUsize::new(0)),
             max_streams,
             closing: watch::channel(false).0,
+            watched: Arc::new(Mutex::new(HashMap::new())),
+            published: broadcast::channel(1024).0,
         }
     }
 
@@ -143,4 +151,29 @@ async fn listen_once(db: &PgPool, live: &Live) -> Result<()> {
             }
         }
     }
+}
+
+/// Waits for the next change, then takes every change already queued too, so a burst becomes
+/// one re-read (a lagging receiver resyncs). `None` when the server shuts down.
+pub(super) async fn next_changes(
+    changes: &mut broadcast::Receiver<Change>,
+    closing: &mut watch::Receiver<bool>,
+) -> Option<Vec<Change>> {
+    let first = tokio::select! {
+        _ = closing.changed() => return None,
+        change = changes.recv() => change,
+    };
+    let mut batch = vec![match first {
+        Ok(change) => change,
+        Err(broadcast::error::RecvError::Lagged(_)) => Change::Resync,
+        Err(broadcast::error::RecvError::Closed) => return None,
+    }];
+    loop {
+        match changes.try_recv() {
+            Ok(change) => batch.push(change),
+            Err(broadcast::error::TryRecvError::Lagged(_)) => batch.push(Change::Resync),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
 }

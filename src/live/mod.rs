@@ -1,8 +1,9 @@
-//! Live availability: the change feed (`feed`), the event streams (`streams`) and the seat
-//! board page (`board`).
+//! Live availability: the change feed (`feed`), reads shared by all streams (`shared`), the
+//! event streams (`streams`) and the seat board page (`board`).
 
 mod board;
 pub mod feed;
+pub mod shared;
 mod streams;
 
 use utoipa_axum::router::OpenApiRouter;

@@ -1,21 +1,20 @@
 //! Server-Sent Events: `GET /events/{id}/live` (one event, first message at once) and
 //! `GET /events/live` (every PUBLISHED event that changes). Each message carries the state read
-//! after the change was committed; changes that arrive together are sent as one message with
-//! the latest state.
+//! after the change was committed (read once for all streams, see `shared`); changes that
+//! arrive together are sent as one message with the latest state.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::stream::Stream;
-use serde::Serialize;
-use sqlx::PgPool;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
-use utoipa::ToSchema;
 
-use super::feed::{Change, StreamSlot};
+use super::feed::StreamSlot;
+use super::shared::{read, Availability, Snapshot};
 use crate::auth::MaybeAuthUser;
 use crate::error::{ErrorBody, Result};
 use crate::events::service::not_found;
@@ -25,68 +24,6 @@ use crate::state::AppState;
 /// A comment line at least this often keeps proxies from closing an idle stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TypeAvailability {
-    pub id: i32,
-    pub total_seats: i32,
-    pub available_seats: i32,
-}
-
-/// The `data` of an `availability` message.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Availability {
-    pub event_id: i32,
-    #[schema(value_type = String, example = "PUBLISHED")]
-    pub status: String,
-    pub total_seats: i32,
-    pub available_seats: i32,
-    pub version: i64,
-    pub ticket_types: Vec<TypeAvailability>,
-}
-
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: i32,
-    status: String,
-    total_seats: i32,
-    available_seats: i32,
-    version: i64,
-    ticket_types: sqlx::types::Json<Vec<TypeAvailability>>,
-}
-
-/// The event as a stream shows it, if `viewer` may see it (a draft: its organizer only).
-async fn read(
-    db: &PgPool,
-    id: i32,
-    viewer: Option<i32>,
-    published_only: bool,
-) -> Result<Option<Availability>> {
-    let row = sqlx::query_as::<_, Row>(
-        "SELECT e.id, e.status::text AS status, e.total_seats, e.available_seats, e.version, \
-                (SELECT COALESCE(json_agg(json_build_object('id', t.id, 'totalSeats', t.total_seats, \
-                        'availableSeats', t.available_seats) ORDER BY t.id), '[]'::json) \
-                 FROM ticket_types t WHERE t.event_id = e.id) AS ticket_types \
-         FROM events e \
-         WHERE e.id = $1 AND (e.status <> 'DRAFT' OR e.organizer_id = $2) \
-           AND (NOT $3 OR e.status = 'PUBLISHED')",
-    )
-    .bind(id)
-    .bind(viewer)
-    .bind(published_only)
-    .fetch_optional(db)
-    .await?;
-    Ok(row.map(|r| Availability {
-        event_id: r.id,
-        status: r.status,
-        total_seats: r.total_seats,
-        available_seats: r.available_seats,
-        version: r.version,
-        ticket_types: r.ticket_types.0,
-    }))
-}
-
 fn message(state: &Availability) -> SseEvent {
     SseEvent::default()
         .event("availability")
@@ -95,29 +32,9 @@ fn message(state: &Availability) -> SseEvent {
         .unwrap_or_else(|_| SseEvent::default().comment("unserializable"))
 }
 
-/// Waits for the next change that concerns `id` (or any change, for `None`), then takes every
-/// change already queued too, so a burst becomes one re-read. `None` when the stream must end.
-async fn next_changes(
-    changes: &mut broadcast::Receiver<Change>,
-    closing: &mut watch::Receiver<bool>,
-) -> Option<Vec<Change>> {
-    let first = tokio::select! {
-        _ = closing.changed() => return None,
-        change = changes.recv() => change,
-    };
-    let mut batch = vec![match first {
-        Ok(change) => change,
-        Err(RecvError::Lagged(_)) => Change::Resync,
-        Err(RecvError::Closed) => return None,
-    }];
-    loop {
-        match changes.try_recv() {
-            Ok(change) => batch.push(change),
-            Err(broadcast::error::TryRecvError::Lagged(_)) => batch.push(Change::Resync),
-            Err(_) => break,
-        }
-    }
-    Some(batch)
+/// A draft exists for its organizer only.
+fn visible(state: &Availability, organizer: i32, viewer: Option<i32>) -> bool {
+    state.status != "DRAFT" || viewer == Some(organizer)
 }
 
 /// Live availability of one event
@@ -142,13 +59,15 @@ pub async fn event_live(
     IdPath(id): IdPath,
 ) -> Result<Sse<impl Stream<Item = std::result::Result<SseEvent, Infallible>>>> {
     let viewer = viewer.id();
-    let first = read(&state.db, id, viewer, false)
+    let (first, organizer) = read(&state.db, id)
         .await?
+        .filter(|(first, organizer)| visible(first, *organizer, viewer))
         .ok_or_else(|| not_found(id))?;
     let slot = state.live.open_stream()?;
+    let first = Arc::new(first);
+    let current = Snapshot::Present(first.clone(), organizer);
     let follow = Follow {
-        db: state.db.clone(),
-        changes: state.live.subscribe(),
+        snapshots: state.live.watch_event(&state.db, id, current),
         closing: state.live.closing(),
         _slot: slot,
         id,
@@ -165,14 +84,13 @@ pub async fn event_live(
 }
 
 struct Follow {
-    db: PgPool,
-    changes: broadcast::Receiver<Change>,
+    snapshots: watch::Receiver<Snapshot>,
     closing: watch::Receiver<bool>,
     _slot: StreamSlot,
     id: i32,
     viewer: Option<i32>,
     sent: i64,
-    first: Option<Availability>,
+    first: Option<Arc<Availability>>,
     done: bool,
 }
 
@@ -181,43 +99,30 @@ impl Follow {
         if let Some(first) = self.first.take() {
             return Some(message(&first));
         }
-        loop {
-            if self.done {
-                return None;
+        while !self.done {
+            tokio::select! {
+                _ = self.closing.changed() => return None,
+                changed = self.snapshots.changed() => changed.ok()?,
             }
-            let batch = next_changes(&mut self.changes, &mut self.closing).await?;
-            let concerned = |c: &Change| match c {
-                Change::Event { id, .. } => *id == self.id,
-                Change::Resync => true,
-            };
-            if !batch.iter().any(concerned) {
-                continue;
-            }
-            let deleted = batch
-                .iter()
-                .any(|c| matches!(c, Change::Event { id, deleted: true } if *id == self.id));
-            let state = match read(&self.db, self.id, self.viewer, false).await {
-                Ok(state) => state,
-                // The database is away: the next change (or resync) reads again.
-                Err(_) => continue,
-            };
-            match state {
-                None => {
+            let snapshot = self.snapshots.borrow_and_update().clone();
+            match snapshot {
+                Snapshot::Deleted => {
                     self.done = true;
-                    if deleted {
-                        let data = serde_json::json!({ "eventId": self.id }).to_string();
-                        return Some(SseEvent::default().event("deleted").data(data));
-                    }
-                    return None;
+                    let data = serde_json::json!({ "eventId": self.id }).to_string();
+                    return Some(SseEvent::default().event("deleted").data(data));
                 }
-                // After a resync, only what really changed is sent.
-                Some(state) if state.version != self.sent => {
+                // It became a draft of someone else's: it no longer exists for this viewer.
+                Snapshot::Present(state, organizer) if !visible(&state, organizer, self.viewer) => {
+                    return None
+                }
+                Snapshot::Present(state, _) if state.version != self.sent => {
                     self.sent = state.version;
                     return Some(message(&state));
                 }
-                Some(_) => continue,
+                Snapshot::Present(..) => {}
             }
         }
+        None
     }
 }
 
@@ -237,11 +142,9 @@ pub async fn all_live(
 ) -> Result<Sse<impl Stream<Item = std::result::Result<SseEvent, Infallible>>>> {
     let slot = state.live.open_stream()?;
     let watch = WatchAll {
-        db: state.db.clone(),
-        changes: state.live.subscribe(),
+        published: state.live.published(),
         closing: state.live.closing(),
         _slot: slot,
-        pending: Vec::new(),
     };
     let stream = futures_util::stream::unfold(watch, |mut watch| async move {
         let event = watch.next().await?;
@@ -251,29 +154,23 @@ pub async fn all_live(
 }
 
 struct WatchAll {
-    db: PgPool,
-    changes: broadcast::Receiver<Change>,
+    published: broadcast::Receiver<Arc<Availability>>,
     closing: watch::Receiver<bool>,
     _slot: StreamSlot,
-    /// Changed events not sent yet (one burst).
-    pending: Vec<i32>,
 }
 
 impl WatchAll {
     async fn next(&mut self) -> Option<SseEvent> {
         loop {
-            while let Some(id) = self.pending.pop() {
-                if let Ok(Some(state)) = read(&self.db, id, None, true).await {
-                    return Some(message(&state));
-                }
-            }
-            let batch = next_changes(&mut self.changes, &mut self.closing).await?;
-            for change in batch {
-                if let Change::Event { id, deleted: false } = change {
-                    if !self.pending.contains(&id) {
-                        self.pending.push(id);
-                    }
-                }
+            let next = tokio::select! {
+                _ = self.closing.changed() => return None,
+                next = self.published.recv() => next,
+            };
+            match next {
+                Ok(state) => return Some(message(&state)),
+                // Too slow a client misses intermediate states; the next one is current.
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return None,
             }
         }
     }

@@ -1,0 +1,171 @@
+//! Reads shared by streams: however many streams watch an event, each change of it is read
+//! once (by one task per watched event) and every stream gets that result; likewise each
+//! changed published event is read once for all `/events/live` streams. So thousands of open
+//! streams cost a read per change, not a read per stream per change.
+
+use std::sync::{Arc, PoisonError};
+
+use serde::Serialize;
+use sqlx::PgPool;
+use tokio::sync::{broadcast, watch};
+use utoipa::ToSchema;
+
+use super::feed::{next_changes, Change, Live};
+use crate::error::Result;
+
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TypeAvailability {
+    pub id: i32,
+    pub total_seats: i32,
+    pub available_seats: i32,
+}
+
+/// The `data` of an `availability` message.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Availability {
+    pub event_id: i32,
+    #[schema(value_type = String, example = "PUBLISHED")]
+    pub status: String,
+    pub total_seats: i32,
+    pub available_seats: i32,
+    pub version: i64,
+    pub ticket_types: Vec<TypeAvailability>,
+}
+
+/// The latest committed state of one event.
+#[derive(Debug, Clone)]
+pub enum Snapshot {
+    /// The event and its organizer (who alone may watch it while it is a DRAFT).
+    Present(Arc<Availability>, i32),
+    Deleted,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i32,
+    status: String,
+    organizer_id: i32,
+    total_seats: i32,
+    available_seats: i32,
+    version: i64,
+    ticket_types: sqlx::types::Json<Vec<TypeAvailability>>,
+}
+
+/// The event as streams show it, with its organizer; `None` when it does not exist.
+pub async fn read(db: &PgPool, id: i32) -> Result<Option<(Availability, i32)>> {
+    let row = sqlx::query_as::<_, Row>(
+        "SELECT e.id, e.status::text AS status, e.organizer_id, e.total_seats, \
+                e.available_seats, e.version, \
+                (SELECT COALESCE(json_agg(json_build_object('id', t.id, 'totalSeats', t.total_seats, \
+                        'availableSeats', t.available_seats) ORDER BY t.id), '[]'::json) \
+                 FROM ticket_types t WHERE t.event_id = e.id) AS ticket_types \
+         FROM events e WHERE e.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| {
+        let state = Availability {
+            event_id: r.id,
+            status: r.status,
+            total_seats: r.total_seats,
+            available_seats: r.available_seats,
+            version: r.version,
+            ticket_types: r.ticket_types.0,
+        };
+        (state, r.organizer_id)
+    }))
+}
+
+impl Live {
+    /// The shared snapshots of event `id`, starting from `current`; the first stream of an
+    /// event starts its reader.
+    pub fn watch_event(
+        &self,
+        db: &PgPool,
+        id: i32,
+        current: Snapshot,
+    ) -> watch::Receiver<Snapshot> {
+        let mut watched = self.watched.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = watched.get(&id) {
+            return sender.subscribe();
+        }
+        let (sender, receiver) = watch::channel(current);
+        watched.insert(id, sender.clone());
+        tokio::spawn(read_for_streams(self.clone(), db.clone(), id, sender));
+        receiver
+    }
+
+    pub fn published(&self) -> broadcast::Receiver<Arc<Availability>> {
+        self.published.subscribe()
+    }
+}
+
+/// Re-reads event `id` once per burst of its changes (and after every resync) for as long as
+/// any stream watches it.
+async fn read_for_streams(live: Live, db: PgPool, id: i32, snapshots: watch::Sender<Snapshot>) {
+    let mut changes = live.subscribe();
+    let mut closing = live.closing();
+    loop {
+        let batch = tokio::select! {
+            _ = snapshots.closed() => {
+                // Under the lock: a stream may just have subscribed, then keep reading.
+                let mut watched = live.watched.lock().unwrap_or_else(PoisonError::into_inner);
+                if snapshots.receiver_count() == 0 {
+                    watched.remove(&id);
+                    return;
+                }
+                continue;
+            }
+            batch = next_changes(&mut changes, &mut closing) => match batch {
+                Some(batch) => batch,
+                None => return,
+            },
+        };
+        let concerned = batch.iter().any(|c| match c {
+            Change::Event { id: changed, .. } => *changed == id,
+            Change::Resync => true,
+        });
+        if !concerned {
+            continue;
+        }
+        match read(&db, id).await {
+            Ok(Some((state, organizer))) => {
+                snapshots.send_replace(Snapshot::Present(Arc::new(state), organizer));
+            }
+            Ok(None) => {
+                snapshots.send_replace(Snapshot::Deleted);
+            }
+            // The database is away: the next change, or the resync after it, reads again.
+            Err(_) => {}
+        }
+    }
+}
+
+/// Reads each changed PUBLISHED event once for all `/events/live` streams, while any is open.
+pub async fn read_published(db: PgPool, live: Live) {
+    let mut changes = live.subscribe();
+    let mut closing = live.closing();
+    while let Some(batch) = next_changes(&mut changes, &mut closing).await {
+        if live.published.receiver_count() == 0 {
+            continue;
+        }
+        let mut ids: Vec<i32> = batch
+            .iter()
+            .filter_map(|c| match c {
+                Change::Event { id, deleted: false } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        ids.dedup();
+        for id in ids {
+            if let Ok(Some((state, _))) = read(&db, id).await {
+                if state.status == "PUBLISHED" {
+                    let _ = live.published.send(Arc::new(state));
+                }
+            }
+        }
+    }
+}
