@@ -13,7 +13,7 @@ use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::{broadcast, watch};
 
-use super::shared::{Availability, Snapshot};
+use super::shared::{Shared, Snapshot};
 use crate::error::{AppError, Result};
 
 const CHANNEL: &str = "event_changes";
@@ -47,7 +47,7 @@ pub struct Live {
     /// One reader per watched event: its streams share what it reads (see `shared`).
     pub(super) watched: Arc<Mutex<HashMap<i32, watch::Sender<Snapshot>>>>,
     /// What `/events/live` streams share: each changed published event, read once.
-    pub(super) published: broadcast::Sender<Arc<Availability>>,
+    pub(super) published: broadcast::Sender<Arc<Shared>>,
 }
 
 /// One open stream; counted until dropped.

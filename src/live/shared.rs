@@ -4,6 +4,7 @@
 //! streams cost a read per change, not a read per stream per change.
 
 use std::sync::{Arc, PoisonError};
+use std::time::Duration;
 
 use serde::Serialize;
 use sqlx::PgPool;
@@ -34,13 +35,32 @@ pub struct Availability {
     pub ticket_types: Vec<TypeAvailability>,
 }
 
+/// A state read once, with its message text serialized once for every stream.
+#[derive(Debug)]
+pub struct Shared {
+    pub state: Availability,
+    pub json: String,
+}
+
+impl Shared {
+    pub fn new(state: Availability) -> Arc<Self> {
+        let json = serde_json::to_string(&state).unwrap_or_default();
+        Arc::new(Self { state, json })
+    }
+}
+
 /// The latest committed state of one event.
 #[derive(Debug, Clone)]
 pub enum Snapshot {
     /// The event and its organizer (who alone may watch it while it is a DRAFT).
-    Present(Arc<Availability>, i32),
+    Present(Arc<Shared>, i32),
     Deleted,
 }
+
+/// A reader reads at most this often: changes in between arrive as one message with the
+/// latest state (API.md allows it, within a second of the commit), so a hot event's streams
+/// are not woken for every group of bookings.
+const READ_EVERY: Duration = Duration::from_millis(100);
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -98,7 +118,7 @@ impl Live {
         receiver
     }
 
-    pub fn published(&self) -> broadcast::Receiver<Arc<Availability>> {
+    pub fn published(&self) -> broadcast::Receiver<Arc<Shared>> {
         self.published.subscribe()
     }
 }
@@ -133,7 +153,7 @@ async fn read_for_streams(live: Live, db: PgPool, id: i32, snapshots: watch::Sen
         }
         match read(&db, id).await {
             Ok(Some((state, organizer))) => {
-                snapshots.send_replace(Snapshot::Present(Arc::new(state), organizer));
+                snapshots.send_replace(Snapshot::Present(Shared::new(state), organizer));
             }
             Ok(None) => {
                 snapshots.send_replace(Snapshot::Deleted);
@@ -141,6 +161,7 @@ async fn read_for_streams(live: Live, db: PgPool, id: i32, snapshots: watch::Sen
             // The database is away: the next change, or the resync after it, reads again.
             Err(_) => {}
         }
+        tokio::time::sleep(READ_EVERY).await;
     }
 }
 
@@ -159,13 +180,15 @@ pub async fn read_published(db: PgPool, live: Live) {
                 _ => None,
             })
             .collect();
+        ids.sort_unstable();
         ids.dedup();
         for id in ids {
             if let Ok(Some((state, _))) = read(&db, id).await {
                 if state.status == "PUBLISHED" {
-                    let _ = live.published.send(Arc::new(state));
+                    let _ = live.published.send(Shared::new(state));
                 }
             }
         }
+        tokio::time::sleep(READ_EVERY).await;
     }
 }

@@ -14,7 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
 use super::feed::StreamSlot;
-use super::shared::{read, Availability, Snapshot};
+use super::shared::{read, Availability, Shared, Snapshot};
 use crate::auth::MaybeAuthUser;
 use crate::error::{ErrorBody, Result};
 use crate::events::service::not_found;
@@ -24,12 +24,11 @@ use crate::state::AppState;
 /// A comment line at least this often keeps proxies from closing an idle stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-fn message(state: &Availability) -> SseEvent {
+fn message(shared: &Shared) -> SseEvent {
     SseEvent::default()
         .event("availability")
-        .id(state.version.to_string())
-        .json_data(state)
-        .unwrap_or_else(|_| SseEvent::default().comment("unserializable"))
+        .id(shared.state.version.to_string())
+        .data(shared.json.as_str())
 }
 
 /// A draft exists for its organizer only.
@@ -64,7 +63,7 @@ pub async fn event_live(
         .filter(|(first, organizer)| visible(first, *organizer, viewer))
         .ok_or_else(|| not_found(id))?;
     let slot = state.live.open_stream()?;
-    let first = Arc::new(first);
+    let first = Shared::new(first);
     let current = Snapshot::Present(first.clone(), organizer);
     let follow = Follow {
         snapshots: state.live.watch_event(&state.db, id, current),
@@ -72,7 +71,7 @@ pub async fn event_live(
         _slot: slot,
         id,
         viewer,
-        sent: first.version,
+        sent: first.state.version,
         first: Some(first),
         done: false,
     };
@@ -90,7 +89,7 @@ struct Follow {
     id: i32,
     viewer: Option<i32>,
     sent: i64,
-    first: Option<Arc<Availability>>,
+    first: Option<Arc<Shared>>,
     done: bool,
 }
 
@@ -112,12 +111,14 @@ impl Follow {
                     return Some(SseEvent::default().event("deleted").data(data));
                 }
                 // It became a draft of someone else's: it no longer exists for this viewer.
-                Snapshot::Present(state, organizer) if !visible(&state, organizer, self.viewer) => {
+                Snapshot::Present(shared, organizer)
+                    if !visible(&shared.state, organizer, self.viewer) =>
+                {
                     return None
                 }
-                Snapshot::Present(state, _) if state.version != self.sent => {
-                    self.sent = state.version;
-                    return Some(message(&state));
+                Snapshot::Present(shared, _) if shared.state.version != self.sent => {
+                    self.sent = shared.state.version;
+                    return Some(message(&shared));
                 }
                 Snapshot::Present(..) => {}
             }
@@ -154,7 +155,7 @@ pub async fn all_live(
 }
 
 struct WatchAll {
-    published: broadcast::Receiver<Arc<Availability>>,
+    published: broadcast::Receiver<Arc<Shared>>,
     closing: watch::Receiver<bool>,
     _slot: StreamSlot,
 }
