@@ -9,11 +9,12 @@
 //! - OVERLOAD: 2,000 connections on one hot event, against a server with a pool of 4.
 //!
 //! The baseline is the booking protocol of API.md in the bench's own SQL, one booking per
-//! transaction (read with version, validate, version-checked UPDATE, INSERT, COMMIT; 3 attempts
-//! with jittered back-off), by as many tasks as the HTTP row has connections, through a pool of
-//! the server's size. Every run is checked: its 201s must equal the seats it sold, and every
-//! answer must be one the contract allows. Violations are listed after the table and make the
-//! bench exit non-zero.
+//! transaction (read the event with its version and its ticket types, validate, version-checked
+//! UPDATE of the event, UPDATE of the type, INSERT, COMMIT; 3 attempts with jittered back-off),
+//! by as many tasks as the HTTP row has connections, through a pool of the server's size. Every
+//! run is checked: its successes must equal the seats it sold, and every answer must be one the
+//! contract allows; the seat invariant (per event and per ticket type) is checked in SQL at the
+//! end. Violations are listed after the table and make the bench exit non-zero.
 //!
 //! Prints a table and writes `target/bench/booking.json`. Uses `DATABASE_URL` when set, else an
 //! embedded PostgreSQL in `target/bench/postgres` (recreated each run). `BENCH_ONLY=HOT` (or
@@ -26,7 +27,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use event_booking::db::embedded::{ClusterOptions, EmbeddedPostgres};
 use rand::Rng;
 use serde_json::{json, Value};
@@ -325,12 +325,7 @@ async fn run() -> anyhow::Result<Vec<String>> {
             }
         }
     }
-    let broken = check_invariant(&db).await?;
-    if broken > 0 {
-        violations.push(format!(
-            "the seat invariant is broken for {broken} event(s)"
-        ));
-    }
+    violations.extend(check_invariant(&db).await?);
 
     let header = Header {
         load: (load_at_start, load_average()),
@@ -869,7 +864,7 @@ async fn baseline(
             let mut result = RunResult::default();
             while load.another(start, &sent) {
                 let before = Instant::now();
-                let outcome = match book_per_request(&pool, user, target.pick(), 1).await {
+                let outcome = match book_per_request(&pool, user, target.pick(), None, 1).await {
                     Ok(outcome) => outcome,
                     Err(error) => {
                         keep_example(&mut result.examples, error);
@@ -905,14 +900,16 @@ enum EventStatus {
     Completed,
 }
 
-/// The event as the baseline reads it: with its version.
+/// The event as the baseline reads it, one row per ticket type: the event's status, version
+/// and whether it is past (by the database's clock, as the server decides it), with the type.
 #[derive(sqlx::FromRow)]
-struct EventRow {
-    id: i32,
+struct EventTypeRow {
     status: EventStatus,
-    available_seats: i32,
     version: i64,
-    event_date: Option<DateTime<Utc>>,
+    past: bool,
+    type_id: i32,
+    price_cents: i32,
+    type_available: i32,
 }
 
 /// What one attempt of the baseline achieved.
@@ -930,10 +927,11 @@ async fn book_per_request(
     pool: &PgPool,
     user_id: i32,
     event_id: i32,
+    ticket_type: Option<i32>,
     seats: i32,
 ) -> Result<Outcome, String> {
     for attempt in 1..=MAX_ATTEMPTS {
-        match attempt_booking(pool, user_id, event_id, seats).await {
+        match attempt_booking(pool, user_id, event_id, ticket_type, seats).await {
             Ok(Attempt::Done(outcome)) => return Ok(outcome),
             Ok(Attempt::Lost) => {}
             Ok(Attempt::Refused(why)) => return Err(why),
@@ -957,39 +955,55 @@ fn lost_race(error: &sqlx::Error) -> bool {
         .is_some_and(|code| code == "40001" || code == "40P01")
 }
 
+/// One attempt: BEGIN; read the event with its version and its ticket types; validate
+/// (published, not past, the type given or the only one, enough seats of it); version-checked
+/// UPDATE of the event; UPDATE of the type; INSERT of the booking with its type and price;
+/// COMMIT.
 async fn attempt_booking(
     pool: &PgPool,
     user_id: i32,
     event_id: i32,
+    ticket_type: Option<i32>,
     seats: i32,
 ) -> Result<Attempt, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let event: Option<EventRow> = sqlx::query_as(
-        "SELECT id, status, available_seats, version, event_date FROM events WHERE id = $1",
+    let rows: Vec<EventTypeRow> = sqlx::query_as(
+        "SELECT e.status, e.version, COALESCE(e.event_date < now(), false) AS past, \
+                t.id AS type_id, t.price_cents, t.available_seats AS type_available \
+         FROM events e JOIN ticket_types t ON t.event_id = e.id \
+         WHERE e.id = $1 ORDER BY t.id",
     )
     .bind(event_id)
-    .fetch_optional(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
-    let Some(EventRow {
-        id,
-        status,
-        available_seats: available,
-        version,
-        event_date,
-    }) = event
-    else {
+    let refuse = |why: String| Ok(Attempt::Refused(why));
+    let Some(event) = rows.first() else {
         tx.rollback().await?;
-        return Ok(Attempt::Refused(format!("event {event_id} not found")));
+        return refuse(format!(
+            "event {event_id} not found (or without ticket types)"
+        ));
     };
-    if status != EventStatus::Published {
+    if event.status != EventStatus::Published {
         tx.rollback().await?;
-        return Ok(Attempt::Refused(format!("event {id} is {status:?}")));
+        return refuse(format!("event {event_id} is {:?}", event.status));
     }
-    if event_date.is_some_and(|date| date < Utc::now()) {
+    if event.past {
         tx.rollback().await?;
-        return Ok(Attempt::Refused(format!("event {id} is past")));
+        return refuse(format!("event {event_id} is past"));
     }
-    if available < seats {
+    let chosen = match ticket_type {
+        Some(id) => rows.iter().find(|row| row.type_id == id),
+        None if rows.len() == 1 => rows.first(),
+        None => None,
+    };
+    let Some(chosen) = chosen else {
+        tx.rollback().await?;
+        return refuse(format!(
+            "event {event_id}: no ticket type {ticket_type:?} among {}",
+            rows.len()
+        ));
+    };
+    if chosen.type_available < seats {
         tx.rollback().await?;
         return Ok(Attempt::Done(Outcome::SoldOut));
     }
@@ -999,8 +1013,8 @@ async fn attempt_booking(
          WHERE id = $2 AND version = $3",
     )
     .bind(seats)
-    .bind(id)
-    .bind(version)
+    .bind(event_id)
+    .bind(event.version)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -1009,12 +1023,23 @@ async fn attempt_booking(
         return Ok(Attempt::Lost);
     }
     sqlx::query(
-        "INSERT INTO bookings (user_id, event_id, seat_count, booking_reference) \
-         VALUES ($1, $2, $3, $4)",
+        "UPDATE ticket_types SET available_seats = available_seats - $1, updated_at = now() \
+         WHERE id = $2",
+    )
+    .bind(seats)
+    .bind(chosen.type_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO bookings (user_id, event_id, ticket_type_id, seat_count, total_price_cents, \
+                               booking_reference, confirmed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, now())",
     )
     .bind(user_id)
-    .bind(id)
+    .bind(event_id)
+    .bind(chosen.type_id)
     .bind(seats)
+    .bind(i64::from(seats) * i64::from(chosen.price_cents))
     .bind(Uuid::new_v4())
     .execute(&mut *tx)
     .await?;
@@ -1232,15 +1257,57 @@ async fn settled_seats(db: &PgPool, events: &[i32]) -> anyhow::Result<(i64, i64)
     }
 }
 
-/// The number of events whose seats do not add up.
-async fn check_invariant(db: &PgPool) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM events e WHERE e.available_seats < 0 OR e.available_seats > e.total_seats \
-            OR e.available_seats + COALESCE((SELECT SUM(seat_count) FROM bookings b \
-                 WHERE b.event_id = e.id AND b.status = 'CONFIRMED'), 0) <> e.total_seats",
+/// The seat invariant of API.md over the whole database, in SQL: for every event and every
+/// ticket type, `0 <= available <= total` and `available + seats of its CONFIRMED and PENDING
+/// bookings = total`; and every event's totals are the sums over its types. One violation per
+/// kind of breakage, with a few of the ids.
+async fn check_invariant(db: &PgPool) -> anyhow::Result<Vec<String>> {
+    let (types, type_ids): (i64, Vec<i32>) = sqlx::query_as(
+        "WITH held AS ( \
+             SELECT ticket_type_id, SUM(seat_count)::bigint AS seats FROM bookings \
+             WHERE status IN ('CONFIRMED', 'PENDING') GROUP BY ticket_type_id), \
+         broken AS ( \
+             SELECT t.id FROM ticket_types t LEFT JOIN held h ON h.ticket_type_id = t.id \
+             WHERE t.available_seats < 0 OR t.available_seats > t.total_seats \
+                OR t.available_seats + COALESCE(h.seats, 0) <> t.total_seats) \
+         SELECT count(*), COALESCE((SELECT array_agg(id) FROM \
+                (SELECT id FROM broken ORDER BY id LIMIT 5) AS few), '{}') FROM broken",
     )
     .fetch_one(db)
-    .await?)
+    .await?;
+    let (events, event_ids): (i64, Vec<i32>) = sqlx::query_as(
+        "WITH held AS ( \
+             SELECT event_id, SUM(seat_count)::bigint AS seats FROM bookings \
+             WHERE status IN ('CONFIRMED', 'PENDING') GROUP BY event_id), \
+         sums AS ( \
+             SELECT event_id, SUM(total_seats)::bigint AS total, \
+                    SUM(available_seats)::bigint AS available \
+             FROM ticket_types GROUP BY event_id), \
+         broken AS ( \
+             SELECT e.id FROM events e LEFT JOIN held h ON h.event_id = e.id \
+                  LEFT JOIN sums s ON s.event_id = e.id \
+             WHERE e.available_seats < 0 OR e.available_seats > e.total_seats \
+                OR e.available_seats + COALESCE(h.seats, 0) <> e.total_seats \
+                OR s.event_id IS NULL OR s.total <> e.total_seats \
+                OR s.available <> e.available_seats) \
+         SELECT count(*), COALESCE((SELECT array_agg(id) FROM \
+                (SELECT id FROM broken ORDER BY id LIMIT 5) AS few), '{}') FROM broken",
+    )
+    .fetch_one(db)
+    .await?;
+    let mut violations = Vec::new();
+    if types > 0 {
+        violations.push(format!(
+            "the seat invariant is broken for {types} ticket type(s), e.g. {type_ids:?}"
+        ));
+    }
+    if events > 0 {
+        violations.push(format!(
+            "the seat invariant (or totals = sums of the types) is broken for {events} \
+             event(s), e.g. {event_ids:?}"
+        ));
+    }
+    Ok(violations)
 }
 
 fn machine() -> String {
