@@ -3,9 +3,14 @@
 //!
 //! Scenarios, each at concurrency 16, 64 and 256 (keep-alive connections):
 //! - HOT: 1-seat bookings of one event that never sells out;
+//! - HOT-TYPES: HOT on an event of three ticket types, each request naming one at random
+//!   (its rows run right after HOT's at the same concurrency);
 //! - SPREAD: 1-seat bookings of 1,000 events chosen uniformly at random;
 //! - SELLOUT: 5,000 1-seat requests for one 1,000-seat event;
 //! - TWO INSTANCES: HOT at 64, half the connections on each of two servers sharing the database;
+//! - MIXED (at 64 and 256): bookings, holds, confirms and cancels of one event with two ticket
+//!   types, each user worker touching only its own bookings, and one organizer worker per 64
+//!   connections resizing a ticket type back to back; compared with a HOT run right before it;
 //! - OVERLOAD: 2,000 connections on one hot event, against a server with a pool of 4.
 //!
 //! The baseline is the booking protocol of API.md in the bench's own SQL, one booking per
@@ -18,9 +23,10 @@
 //!
 //! Prints a table and writes `target/bench/booking.json`. Uses `DATABASE_URL` when set, else an
 //! embedded PostgreSQL in `target/bench/postgres` (recreated each run). `BENCH_ONLY=HOT` (or
-//! SPREAD, SELLOUT, TWO, OVERLOAD) runs one scenario; `BENCH_NO_LANES=1` starts the servers with
-//! `BOOKING_LANES=false`.
+//! HOT-TYPES, SPREAD, SELLOUT, TWO, MIXED, OVERLOAD) runs one scenario; `BENCH_NO_LANES=1` starts
+//! the servers with `BOOKING_LANES=false`.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,7 +34,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use event_booking::db::embedded::{ClusterOptions, EmbeddedPostgres};
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -47,6 +54,22 @@ const SPREAD_SEATS: i64 = 100_000;
 const SELLOUT_SEATS: i64 = 1_000;
 const SELLOUT_REQUESTS: usize = 5_000;
 const USERS: usize = 64;
+/// HOT-TYPES: three ticket types of 333,333 seats (an event holds at most 1,000,000).
+const TYPED_TYPES: [(&str, i64); 3] = [("VIP", 25_000), ("General", 5_000), ("Balcony", 2_500)];
+const TYPED_SEATS: i64 = 333_333;
+/// MIXED: two ticket types; organizer `k` resizes type `k % 2` back and forth between two sizes,
+/// both far above what a run books (and the event stays within 1,000,000 seats).
+const MIXED_LEVELS: [usize; 2] = [64, 256];
+const MIXED_FOR: Duration = Duration::from_secs(5);
+const MIXED_TYPES: [(&str, i64); 2] = [("Floor", 5_000), ("Seated", 3_000)];
+const MIXED_TYPE_SEATS: i64 = 400_000;
+const MIXED_EDIT_SEATS: [i64; 2] = [450_000, 400_000];
+/// One organizer worker per this many connections.
+const MIXED_CONNECTIONS_PER_ORGANIZER: usize = 64;
+/// How many of its own bookings (and holds) a MIXED worker remembers.
+const MIXED_MEMORY: usize = 256;
+/// Holds must not expire during a run (API.md: HOLD_SECONDS, default 600).
+const HOLD_SECONDS: u32 = 600;
 const OVERLOAD_CONNECTIONS: usize = 2_000;
 const OVERLOAD_POOL: u32 = 4;
 const OVERLOAD_FOR: Duration = Duration::from_secs(10);
@@ -61,6 +84,12 @@ const PASSWORD: &str = "Bench!Passw0rd";
 const HIGH_DEMAND: &str = "Booking failed due to high demand. Please try again.";
 const SOLD_OUT: &str = "Not enough seats available. Requested: 1, Available: 0";
 const UNAVAILABLE: &str = "Service temporarily unavailable";
+const CONFIRM_HIGH_DEMAND: &str = "Confirmation failed due to high demand. Please try again.";
+const CANCEL_HIGH_DEMAND: &str = "Cancellation failed due to high demand. Please try again.";
+const MODIFIED_CONCURRENTLY: &str = "Event was modified concurrently. Please try again.";
+const BOOKED: &str = "Booking confirmed successfully";
+const HELD: &str = "Seats held successfully";
+const CANCELLED: &str = "Booking cancelled successfully. Seats have been released.";
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -156,26 +185,70 @@ async fn run() -> anyhow::Result<Vec<String>> {
     let hot_run = Load::For(RUN_FOR);
     let hot_base = Load::For(BASELINE_FOR);
 
-    for &level in LEVELS.iter().filter(|_| wanted("HOT")) {
-        let (base_event, event) = (
-            api.create_event(token, HOT_SEATS).await?,
-            api.create_event(token, HOT_SEATS).await?,
-        );
-        step(&format!("HOT at {level}: baseline, then HTTP"));
-        let baseline = measured(
-            &db,
-            &[base_event],
-            baseline(&pool, &users, Target::One(base_event), level, hot_base),
-        )
-        .await?;
-        let http = measured(
-            &db,
-            &[event],
-            drive(&[&api], &users, Target::One(event), level, hot_run, 1),
-        )
-        .await?;
-        report.push(Row::new("HOT", level, http, Some(baseline)));
+    // HOT and HOT-TYPES alternate per concurrency, so each pair of rows shares the machine's
+    // conditions of the moment.
+    let mut typed_rows = Vec::new();
+    for &level in &LEVELS {
+        if wanted("HOT") {
+            let (base_event, event) = (
+                api.create_event(token, HOT_SEATS).await?,
+                api.create_event(token, HOT_SEATS).await?,
+            );
+            step(&format!("HOT at {level}: baseline, then HTTP"));
+            let baseline = measured(
+                &db,
+                &[base_event],
+                baseline(&pool, &users, Target::One(base_event), level, hot_base),
+            )
+            .await?;
+            let http = measured(
+                &db,
+                &[event],
+                drive(&[&api], &users, Target::One(event), level, hot_run, 1),
+            )
+            .await?;
+            report.push(Row::new("HOT", level, http, Some(baseline)));
+        }
+        if wanted("HOT-TYPES") {
+            let (base_event, base_types) = api
+                .create_typed_event(token, &TYPED_TYPES, TYPED_SEATS)
+                .await?;
+            let (event, types) = api
+                .create_typed_event(token, &TYPED_TYPES, TYPED_SEATS)
+                .await?;
+            step(&format!(
+                "HOT-TYPES at {level}: baseline, then HTTP ({} ticket types, one at random per request)",
+                types.len()
+            ));
+            let baseline = measured(
+                &db,
+                &[base_event],
+                baseline(
+                    &pool,
+                    &users,
+                    Target::Typed(base_event, Arc::new(base_types)),
+                    level,
+                    hot_base,
+                ),
+            )
+            .await?;
+            let http = measured(
+                &db,
+                &[event],
+                drive(
+                    &[&api],
+                    &users,
+                    Target::Typed(event, Arc::new(types)),
+                    level,
+                    hot_run,
+                    1,
+                ),
+            )
+            .await?;
+            typed_rows.push(Row::new("HOT-TYPES", level, http, Some(baseline)));
+        }
     }
+    report.extend(typed_rows);
 
     if wanted("SPREAD") {
         step(&format!("creating {SPREAD_EVENTS} events for SPREAD"));
@@ -264,6 +337,35 @@ async fn run() -> anyhow::Result<Vec<String>> {
         peak_rss_kb = peak_rss_kb.max(second.peak_rss_kb());
     }
 
+    let mut mixed = Vec::new();
+    for &level in MIXED_LEVELS.iter().filter(|_| wanted("MIXED")) {
+        // The HOT figure MIXED is compared with, measured right before it.
+        let hot_event = api.create_event(token, HOT_SEATS).await?;
+        step(&format!(
+            "MIXED at {level}: a HOT run for reference, then MIXED"
+        ));
+        let hot = measured(
+            &db,
+            &[hot_event],
+            drive(&[&api], &users, Target::One(hot_event), level, hot_run, 1),
+        )
+        .await?;
+        let (event, types) = api
+            .create_typed_event(token, &MIXED_TYPES, MIXED_TYPE_SEATS)
+            .await?;
+        let sold_before = seats(&db, &[event]).await?.1;
+        let result = drive_mixed(&api, &users, &organizer, event, Arc::new(types), level).await;
+        let (_, sold_after) = settled_seats(&db, &[event]).await?;
+        let statuses = booking_statuses(&db, event).await?;
+        mixed.push(Mixed {
+            concurrency: level,
+            hot,
+            result,
+            sold: sold_after - sold_before,
+            statuses,
+        });
+    }
+
     let mut overload = None;
     if wanted("OVERLOAD") {
         step(&format!(
@@ -325,6 +427,9 @@ async fn run() -> anyhow::Result<Vec<String>> {
             }
         }
     }
+    for run in &mixed {
+        check_mixed(&mut violations, run);
+    }
     violations.extend(check_invariant(&db).await?);
 
     let header = Header {
@@ -333,7 +438,7 @@ async fn run() -> anyhow::Result<Vec<String>> {
         fd_limit,
         peak_rss_kb,
     };
-    print_table(&header, &report, overload.as_ref(), &violations);
+    print_table(&header, &report, &mixed, overload.as_ref(), &violations);
     let json = json!({
         "machine": machine(),
         "loadAverage1m": { "start": header.load.0, "end": header.load.1 },
@@ -342,7 +447,9 @@ async fn run() -> anyhow::Result<Vec<String>> {
         "baselinePoolSize": POOL_SIZE,
         "runSeconds": RUN_FOR.as_secs(),
         "baselineSeconds": BASELINE_FOR.as_secs(),
+        "holdSeconds": HOLD_SECONDS,
         "scenarios": report.iter().map(Row::json).collect::<Vec<_>>(),
+        "mixed": mixed.iter().map(Mixed::json).collect::<Vec<_>>(),
         "overload": overload.as_ref().map(|o| json!({
             "connections": OVERLOAD_CONNECTIONS,
             "clientConnectionsOpenMax": o.connections,
@@ -506,6 +613,7 @@ impl Server {
             .env("RATE_LIMIT_ENABLED", "false")
             .env("DB_MAX_CONNECTIONS", pool_size.to_string())
             .env("BOOKING_LANES", lanes.to_string())
+            .env("HOLD_SECONDS", HOLD_SECONDS.to_string())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -602,19 +710,75 @@ impl Api {
             .map(|id| id as i32)
             .ok_or_else(|| anyhow::anyhow!("create event failed: {response}"))
     }
+
+    /// An event of several ticket types, `(name, price in cents)` with `seats` each: its id and
+    /// its types' ids.
+    async fn create_typed_event(
+        &self,
+        token: &str,
+        types: &[(&str, i64)],
+        seats: i64,
+    ) -> anyhow::Result<(i32, Vec<i32>)> {
+        let ticket_types: Vec<Value> = types
+            .iter()
+            .map(|(name, price)| json!({ "name": name, "priceCents": price, "totalSeats": seats }))
+            .collect();
+        let body = json!({ "title": "Bench event", "ticketTypes": ticket_types, "status": "PUBLISHED", "eventDate": "2035-01-01T00:00:00Z" });
+        let response: Value = self
+            .client
+            .post(format!("{}/events", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let id = response["id"]
+            .as_i64()
+            .ok_or_else(|| anyhow::anyhow!("create event failed: {response}"))?;
+        let type_ids: Vec<i32> = response["ticketTypes"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .filter_map(|t| t["id"].as_i64().map(|id| id as i32))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if type_ids.len() != types.len() {
+            anyhow::bail!("the event was created without its ticket types: {response}");
+        }
+        Ok((i32::try_from(id)?, type_ids))
+    }
 }
 
 #[derive(Clone)]
 enum Target {
     One(i32),
     Many(Arc<Vec<i32>>),
+    /// One event of several ticket types, each request naming one of them at random.
+    Typed(i32, Arc<Vec<i32>>),
 }
 
 impl Target {
-    fn pick(&self) -> i32 {
+    /// The event of the next request, and its ticket type when the request names one.
+    fn pick(&self) -> (i32, Option<i32>) {
         match self {
-            Self::One(id) => *id,
-            Self::Many(ids) => ids[rand::thread_rng().gen_range(0..ids.len())],
+            Self::One(id) => (*id, None),
+            Self::Many(ids) => (ids[rand::thread_rng().gen_range(0..ids.len())], None),
+            Self::Typed(id, types) => (
+                *id,
+                Some(types[rand::thread_rng().gen_range(0..types.len())]),
+            ),
+        }
+    }
+
+    /// The body of the next 1-seat `POST /bookings`.
+    fn body(&self) -> Value {
+        match self.pick() {
+            (event, None) => json!({ "eventId": event, "seatCount": 1 }),
+            (event, Some(ticket_type)) => {
+                json!({ "eventId": event, "seatCount": 1, "ticketTypeId": ticket_type })
+            }
         }
     }
 }
@@ -748,33 +912,16 @@ async fn generate(
         let (url, warm_up) = (format!("{base}/bookings"), format!("{base}/bench-warm-up"));
         let (users, target, shared) = (users.clone(), target.clone(), shared.clone());
         tasks.push(tokio::spawn(async move {
-            // A client per worker, so each worker holds exactly one keep-alive connection: in a
-            // shared pool, a worker that asks for a connection while another is on its way back
-            // opens a spare one, and the server sees more connections than there are workers.
-            let client = reqwest::Client::builder()
-                .pool_max_idle_per_host(1)
-                .timeout(CLIENT_TIMEOUT)
-                .build()
-                .expect("HTTP client");
+            let (client, warm) = warm_client(&warm_up).await;
             let token = &users[worker % users.len()].token;
             let mut result = RunResult::default();
-            let mut warm = false;
-            for _ in 0..3 {
-                match client.get(&warm_up).send().await {
-                    Ok(response) => {
-                        warm = response.bytes().await.is_ok();
-                        break;
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-                }
-            }
             if !warm {
                 result.warmup_failures += 1;
             }
             shared.ready.wait().await;
             let start = *shared.start.get_or_init(Instant::now);
             while load.another(start, &shared.sent) {
-                let body = json!({ "eventId": target.pick(), "seatCount": 1 });
+                let body = target.body();
                 let before = Instant::now();
                 let response = client
                     .post(&url)
@@ -807,6 +954,26 @@ async fn generate(
         }
     }
     result
+}
+
+/// A client of its own for one worker, with its one keep-alive connection opened (by a request
+/// to `warm_up`, a 404) before the clock starts; false when that connection could not be opened.
+/// A client per worker, so each worker holds exactly one connection: in a shared pool, a worker
+/// that asks for a connection while another is on its way back opens a spare one, and the
+/// server sees more connections than there are workers.
+async fn warm_client(warm_up: &str) -> (reqwest::Client, bool) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .timeout(CLIENT_TIMEOUT)
+        .build()
+        .expect("HTTP client");
+    for _ in 0..3 {
+        match client.get(warm_up).send().await {
+            Ok(response) => return (client.clone(), response.bytes().await.is_ok()),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    (client, false)
 }
 
 /// Sorts an answer into the outcomes the contract allows, or `Unexpected` with a description.
@@ -844,6 +1011,521 @@ async fn classify(
     }
 }
 
+/// The kinds of operation of MIXED.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum MixedOp {
+    Book,
+    Hold,
+    Confirm,
+    Cancel,
+    Edit,
+}
+
+impl MixedOp {
+    const ALL: [MixedOp; 5] = [
+        Self::Book,
+        Self::Hold,
+        Self::Confirm,
+        Self::Cancel,
+        Self::Edit,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Book => "book",
+            Self::Hold => "hold",
+            Self::Confirm => "confirm",
+            Self::Cancel => "cancel",
+            Self::Edit => "edit",
+        }
+    }
+
+    /// The 409 the contract gives this kind of operation when it loses the version race three
+    /// times: a lane should make it disappear.
+    fn lost_races(self) -> &'static str {
+        match self {
+            Self::Book | Self::Hold => HIGH_DEMAND,
+            Self::Confirm => CONFIRM_HIGH_DEMAND,
+            Self::Cancel => CANCEL_HIGH_DEMAND,
+            Self::Edit => MODIFIED_CONCURRENTLY,
+        }
+    }
+}
+
+/// What MIXED counted at one concurrency, over all its workers.
+#[derive(Default)]
+struct MixedResult {
+    /// Successes per kind, in `MixedOp::ALL` order.
+    ok: [usize; 5],
+    /// Successful cancels of a PENDING hold (the other successful cancels were of CONFIRMED
+    /// bookings).
+    cancelled_holds: usize,
+    /// Every answer's latency, per kind (in `MixedOp::ALL` order).
+    latencies: [Vec<Duration>; 5],
+    /// Every answer that was not a success: (kind, status, message) → count; status 0 is a
+    /// transport error.
+    failures: BTreeMap<(MixedOp, u16, String), usize>,
+    elapsed: Duration,
+    warmup_failures: usize,
+}
+
+impl MixedResult {
+    fn merge(&mut self, other: MixedResult) {
+        for (mine, theirs) in self.ok.iter_mut().zip(other.ok) {
+            *mine += theirs;
+        }
+        self.cancelled_holds += other.cancelled_holds;
+        for (mine, theirs) in self.latencies.iter_mut().zip(other.latencies) {
+            mine.extend(theirs);
+        }
+        for (key, count) in other.failures {
+            *self.failures.entry(key).or_default() += count;
+        }
+        self.elapsed = self.elapsed.max(other.elapsed);
+        self.warmup_failures += other.warmup_failures;
+    }
+
+    fn fail(&mut self, op: MixedOp, status: u16, message: String) {
+        *self.failures.entry((op, status, message)).or_default() += 1;
+    }
+}
+
+/// One answer: its status and body (status 0 and the error for a transport error).
+async fn call(request: reqwest::RequestBuilder) -> (u16, String) {
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            match response.text().await {
+                Ok(text) => (status, text),
+                Err(error) => (status, format!("unreadable body: {error}")),
+            }
+        }
+        Err(error) => (0, format!("transport error: {error}")),
+    }
+}
+
+/// The `message` of an answer (joined when it is a list), else the start of its body.
+fn message_of(body: &Value, text: &str) -> String {
+    match &body["message"] {
+        Value::String(message) => message.clone(),
+        Value::Array(messages) => messages
+            .iter()
+            .map(|m| m.as_str().unwrap_or("?"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => text.chars().take(160).collect(),
+    }
+}
+
+/// What a MIXED worker does: a user's mix of operations on its own bookings, or an organizer's
+/// resizes of one ticket type.
+#[derive(Clone, Copy)]
+enum MixedRole {
+    User,
+    Organizer { ticket_type: i32 },
+}
+
+/// MIXED at `concurrency`: one load-generator thread (as HOT), each worker with its own
+/// keep-alive connection opened before the clock starts. Worker `w` is an organizer when
+/// `w % 64 == 0`, else it acts as user `w % USERS`.
+async fn drive_mixed(
+    api: &Api,
+    users: &Arc<Vec<User>>,
+    organizer: &User,
+    event: i32,
+    types: Arc<Vec<i32>>,
+    concurrency: usize,
+) -> MixedResult {
+    let shared = Arc::new(Shared {
+        ready: tokio::sync::Barrier::new(concurrency),
+        start: OnceLock::new(),
+        sent: AtomicUsize::new(0),
+    });
+    let base = api.base.clone();
+    let tokens: Vec<(String, MixedRole)> = (0..concurrency)
+        .map(|worker| {
+            if worker % MIXED_CONNECTIONS_PER_ORGANIZER == 0 {
+                let index = worker / MIXED_CONNECTIONS_PER_ORGANIZER;
+                let ticket_type = types[index % types.len()];
+                (
+                    organizer.token.clone(),
+                    MixedRole::Organizer { ticket_type },
+                )
+            } else {
+                (users[worker % users.len()].token.clone(), MixedRole::User)
+            }
+        })
+        .collect();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("load generator runtime");
+        let result = runtime.block_on(async move {
+            let mut tasks = Vec::new();
+            for (token, role) in tokens {
+                let (base, types, shared) = (base.clone(), types.clone(), shared.clone());
+                tasks.push(tokio::spawn(async move {
+                    mixed_worker(&base, &token, role, event, &types, &shared).await
+                }));
+            }
+            let mut result = MixedResult::default();
+            for task in tasks {
+                match task.await {
+                    Ok(part) => result.merge(part),
+                    Err(error) => {
+                        result.fail(MixedOp::Book, 0, format!("worker failed: {error}"));
+                    }
+                }
+            }
+            result
+        });
+        let _ = done_tx.send(result);
+    });
+    done_rx.await.expect("load generator thread")
+}
+
+async fn mixed_worker(
+    base: &str,
+    token: &str,
+    role: MixedRole,
+    event: i32,
+    types: &[i32],
+    shared: &Shared,
+) -> MixedResult {
+    let (client, warm) = warm_client(&format!("{base}/bench-warm-up")).await;
+    let mut result = MixedResult::default();
+    if !warm {
+        result.warmup_failures += 1;
+    }
+    let mut rng = StdRng::from_entropy();
+    // This worker's own PENDING holds and CONFIRMED bookings, by reference.
+    let mut holds: Vec<Uuid> = Vec::new();
+    let mut bookings: Vec<Uuid> = Vec::new();
+    let mut edits = 0usize;
+    shared.ready.wait().await;
+    let start = *shared.start.get_or_init(Instant::now);
+    while start.elapsed() < MIXED_FOR {
+        let op = match role {
+            MixedRole::Organizer { .. } => MixedOp::Edit,
+            MixedRole::User => match rng.gen_range(0..100) {
+                0..55 => MixedOp::Book,
+                55..75 => MixedOp::Hold,
+                75..90 if !holds.is_empty() => MixedOp::Confirm,
+                90..100 if !holds.is_empty() || !bookings.is_empty() => MixedOp::Cancel,
+                _ => MixedOp::Book,
+            },
+        };
+        let before = Instant::now();
+        match op {
+            MixedOp::Book | MixedOp::Hold => {
+                let hold = op == MixedOp::Hold;
+                let ticket_type = types[rng.gen_range(0..types.len())];
+                let body = json!({ "eventId": event, "seatCount": 1, "ticketTypeId": ticket_type, "hold": hold });
+                let request = client
+                    .post(format!("{base}/bookings"))
+                    .bearer_auth(token)
+                    .json(&body);
+                let (status, text) = call(request).await;
+                let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                let (message, expected) = if hold {
+                    (HELD, "PENDING")
+                } else {
+                    (BOOKED, "CONFIRMED")
+                };
+                let reference = body["data"]["bookingReference"]
+                    .as_str()
+                    .and_then(|r| r.parse::<Uuid>().ok());
+                match reference {
+                    Some(reference)
+                        if status == 201
+                            && body["message"] == message
+                            && body["data"]["status"] == expected =>
+                    {
+                        result.ok[op as usize] += 1;
+                        let mine = if hold { &mut holds } else { &mut bookings };
+                        remember(mine, reference);
+                    }
+                    _ => result.fail(op, status, message_of(&body, &text)),
+                }
+            }
+            MixedOp::Confirm => {
+                let reference = holds.swap_remove(rng.gen_range(0..holds.len()));
+                let request = client
+                    .post(format!("{base}/bookings/{reference}/confirm"))
+                    .bearer_auth(token);
+                let (status, text) = call(request).await;
+                let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                if status == 200
+                    && body["message"] == BOOKED
+                    && body["data"]["status"] == "CONFIRMED"
+                {
+                    result.ok[op as usize] += 1;
+                    remember(&mut bookings, reference);
+                } else {
+                    let message = message_of(&body, &text);
+                    // Refused with nothing changed: still this worker's hold.
+                    if status == 409 && message == CONFIRM_HIGH_DEMAND {
+                        holds.push(reference);
+                    }
+                    result.fail(op, status, message);
+                }
+            }
+            MixedOp::Cancel => {
+                let index = rng.gen_range(0..holds.len() + bookings.len());
+                let (was_hold, reference) = if index < holds.len() {
+                    (true, holds.swap_remove(index))
+                } else {
+                    (false, bookings.swap_remove(index - holds.len()))
+                };
+                let request = client
+                    .delete(format!("{base}/bookings/{reference}"))
+                    .bearer_auth(token);
+                let (status, text) = call(request).await;
+                let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                if status == 200
+                    && body["message"] == CANCELLED
+                    && body["data"]["status"] == "CANCELLED"
+                {
+                    result.ok[op as usize] += 1;
+                    result.cancelled_holds += usize::from(was_hold);
+                } else {
+                    let message = message_of(&body, &text);
+                    if status == 409 && message == CANCEL_HIGH_DEMAND {
+                        let mine = if was_hold { &mut holds } else { &mut bookings };
+                        mine.push(reference);
+                    }
+                    result.fail(op, status, message);
+                }
+            }
+            MixedOp::Edit => {
+                let MixedRole::Organizer { ticket_type } = role else {
+                    unreachable!("only organizers edit");
+                };
+                let seats = MIXED_EDIT_SEATS[edits % MIXED_EDIT_SEATS.len()];
+                let request = client
+                    .put(format!("{base}/events/{event}/ticket-types/{ticket_type}"))
+                    .bearer_auth(token)
+                    .json(&json!({ "totalSeats": seats }));
+                let (status, text) = call(request).await;
+                let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                if status == 200 && body["totalSeats"] == seats {
+                    result.ok[op as usize] += 1;
+                    edits += 1;
+                } else {
+                    result.fail(op, status, message_of(&body, &text));
+                }
+            }
+        }
+        // As in HOT: lets the client put the connection back before the next request.
+        tokio::task::yield_now().await;
+        result.latencies[op as usize].push(before.elapsed());
+    }
+    result.elapsed = start.elapsed();
+    result
+}
+
+/// Remembers one more reference of the worker's, forgetting the oldest beyond
+/// `MIXED_MEMORY` (a forgotten hold stays PENDING; it would expire only after the run).
+fn remember(mine: &mut Vec<Uuid>, reference: Uuid) {
+    if mine.len() >= MIXED_MEMORY {
+        mine.remove(0);
+    }
+    mine.push(reference);
+}
+
+/// Bookings of `event` by status, after a run.
+async fn booking_statuses(db: &PgPool, event: i32) -> anyhow::Result<BTreeMap<String, i64>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT status::text, count(*) FROM bookings WHERE event_id = $1 GROUP BY status",
+    )
+    .bind(event)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// MIXED at one concurrency, with the HOT run measured right before it.
+struct Mixed {
+    concurrency: usize,
+    hot: Measured,
+    result: MixedResult,
+    /// Seats taken from the event during the run (organizer resizes move total and available
+    /// alike, so they do not count).
+    sold: i64,
+    /// The event's bookings by status afterwards.
+    statuses: BTreeMap<String, i64>,
+}
+
+impl Mixed {
+    fn ok(&self, op: MixedOp) -> usize {
+        self.result.ok[op as usize]
+    }
+
+    /// Successful operations of every kind per second.
+    fn per_sec(&self) -> f64 {
+        let elapsed = self.result.elapsed.as_secs_f64();
+        if elapsed > 0.0 {
+            self.result.ok.iter().sum::<usize>() as f64 / elapsed
+        } else {
+            0.0
+        }
+    }
+
+    fn ratio_to_hot(&self) -> Option<f64> {
+        (self.hot.per_sec > 0.0).then(|| self.per_sec() / self.hot.per_sec)
+    }
+
+    /// Answers of the given kind(s) matching `keep`.
+    fn count(&self, keep: impl Fn(MixedOp, u16, &str) -> bool) -> usize {
+        self.result
+            .failures
+            .iter()
+            .filter(|((op, status, message), _)| keep(*op, *status, message))
+            .map(|(_, count)| count)
+            .sum()
+    }
+
+    /// The 409s of lost races: "high demand" for bookings, holds, confirms and cancels.
+    fn high_demand(&self) -> usize {
+        self.count(|op, status, message| {
+            op != MixedOp::Edit && status == 409 && message == op.lost_races()
+        })
+    }
+
+    fn modified_concurrently(&self) -> usize {
+        self.count(|op, status, message| {
+            op == MixedOp::Edit && status == 409 && message == op.lost_races()
+        })
+    }
+
+    fn server_errors(&self) -> usize {
+        self.count(|_, status, _| status >= 500)
+    }
+
+    /// Anything else that was not a success: never allowed here.
+    fn other(&self) -> usize {
+        self.count(unexpected)
+    }
+
+    /// The `p` percentile of the latencies of `only` (of every answer when `None`), in ms.
+    fn latency(&self, only: Option<MixedOp>, p: f64) -> Option<f64> {
+        let mut all: Vec<Duration> = match only {
+            Some(op) => self.result.latencies[op as usize].clone(),
+            None => self.result.latencies.concat(),
+        };
+        all.sort();
+        percentile(&all, p)
+    }
+
+    fn json(&self) -> Value {
+        let ok: serde_json::Map<String, Value> = MixedOp::ALL
+            .iter()
+            .map(|op| (op.name().to_string(), json!(self.ok(*op))))
+            .collect();
+        let failures: Vec<Value> = self
+            .result
+            .failures
+            .iter()
+            .map(|((op, status, message), count)| {
+                json!({ "op": op.name(), "status": status, "message": message, "count": count })
+            })
+            .collect();
+        json!({
+            "concurrency": self.concurrency, "seconds": self.result.elapsed.as_secs_f64(),
+            "successfulOpsPerSec": self.per_sec(), "hotBookingsPerSec": self.hot.per_sec,
+            "ratioToHot": self.ratio_to_hot(), "hot": self.hot.json(),
+            "p50Ms": self.latency(None, 0.50), "p99Ms": self.latency(None, 0.99),
+            "latencyByKind": MixedOp::ALL.iter().map(|op| json!({
+                "op": op.name(),
+                "p50Ms": self.latency(Some(*op), 0.50),
+                "p99Ms": self.latency(Some(*op), 0.99),
+            })).collect::<Vec<_>>(),
+            "successes": ok, "cancelledHolds": self.result.cancelled_holds,
+            "nonSuccesses": failures, "seatsSold": self.sold, "bookingsByStatus": self.statuses,
+            "warmupFailures": self.result.warmup_failures,
+        })
+    }
+}
+
+/// A non-success the contract does not allow in MIXED (5xx are counted apart): anything but
+/// the 409 of a lost race, or of too few seats for a booking or a hold.
+fn unexpected(op: MixedOp, status: u16, message: &str) -> bool {
+    let lost = status == 409 && message == op.lost_races();
+    let sold_out = status == 409
+        && matches!(op, MixedOp::Book | MixedOp::Hold)
+        && message.starts_with("Not enough seats available.");
+    !lost && !sold_out && status < 500
+}
+
+/// MIXED's assertions: no 5xx, no answer outside the contract, its HOT reference run clean,
+/// and the event's seats and bookings exactly what the successes say.
+fn check_mixed(violations: &mut Vec<String>, run: &Mixed) {
+    let what = format!("MIXED at {}", run.concurrency);
+    check_run(
+        violations,
+        &format!("{what} (HOT reference)"),
+        &run.hot,
+        false,
+    );
+    let listed = |keep: &dyn Fn(MixedOp, u16, &str) -> bool| {
+        run.result
+            .failures
+            .iter()
+            .filter(|((op, status, message), _)| keep(*op, *status, message))
+            .take(5)
+            .map(|((op, status, message), count)| {
+                format!("{} {status} \"{message}\" ×{count}", op.name())
+            })
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    if run.server_errors() > 0 {
+        violations.push(format!(
+            "{what}: {} 5xx answer(s): {}",
+            run.server_errors(),
+            listed(&|_, status, _| status >= 500)
+        ));
+    }
+    if run.other() > 0 {
+        violations.push(format!(
+            "{what}: {} unexpected answer(s): {}",
+            run.other(),
+            listed(&unexpected)
+        ));
+    }
+    let (book, hold, confirm, cancel) = (
+        run.ok(MixedOp::Book) as i64,
+        run.ok(MixedOp::Hold) as i64,
+        run.ok(MixedOp::Confirm) as i64,
+        run.ok(MixedOp::Cancel) as i64,
+    );
+    let cancelled_holds = run.result.cancelled_holds as i64;
+    if run.sold != book + hold - cancel {
+        violations.push(format!(
+            "{what}: {book} bookings + {hold} holds - {cancel} cancels succeeded, but {} seats \
+             were taken",
+            run.sold
+        ));
+    }
+    let status = |name: &str| run.statuses.get(name).copied().unwrap_or(0);
+    let expected = [
+        ("CONFIRMED", book + confirm - (cancel - cancelled_holds)),
+        ("PENDING", hold - confirm - cancelled_holds),
+        ("CANCELLED", cancel),
+        ("EXPIRED", 0),
+    ];
+    for (name, count) in expected {
+        if status(name) != count {
+            violations.push(format!(
+                "{what}: {} {name} bookings, but the answers say {count}",
+                status(name)
+            ));
+        }
+    }
+}
+
 /// The PostgreSQL per-request baseline: `tasks` tasks book through `pool` with the protocol of
 /// API.md, one booking per transaction, on the bench's own runtime (as a server would).
 async fn baseline(
@@ -864,7 +1546,8 @@ async fn baseline(
             let mut result = RunResult::default();
             while load.another(start, &sent) {
                 let before = Instant::now();
-                let outcome = match book_per_request(&pool, user, target.pick(), None, 1).await {
+                let (event, ticket_type) = target.pick();
+                let outcome = match book_per_request(&pool, user, event, ticket_type, 1).await {
                     Ok(outcome) => outcome,
                     Err(error) => {
                         keep_example(&mut result.examples, error);
@@ -1345,7 +2028,13 @@ fn ms(value: Option<f64>) -> String {
     value.map_or_else(|| "—".to_string(), |v| format!("{v:.1}"))
 }
 
-fn print_table(header: &Header, rows: &[Row], overload: Option<&Overload>, violations: &[String]) {
+fn print_table(
+    header: &Header,
+    rows: &[Row],
+    mixed: &[Mixed],
+    overload: Option<&Overload>,
+    violations: &[String],
+) {
     println!(
         "\nmachine: {} · load average (1 min) {:.2} at the start, {:.2} at the end",
         machine(),
@@ -1418,6 +2107,31 @@ fn print_table(header: &Header, rows: &[Row], overload: Option<&Overload>, viola
             }
         }
     }
+    let typed_vs_hot: Vec<String> = rows
+        .iter()
+        .filter(|r| r.scenario == "HOT-TYPES")
+        .filter_map(|typed| {
+            let hot = rows
+                .iter()
+                .find(|r| r.scenario == "HOT" && r.concurrency == typed.concurrency)?;
+            (hot.http.per_sec > 0.0).then(|| {
+                format!(
+                    "{:.2} at {}",
+                    typed.http.per_sec / hot.http.per_sec,
+                    typed.concurrency
+                )
+            })
+        })
+        .collect();
+    if !typed_vs_hot.is_empty() {
+        println!(
+            "\nHOT-TYPES / HOT (bookings/s, same run): {}",
+            typed_vs_hot.join(", ")
+        );
+    }
+    if !mixed.is_empty() {
+        print_mixed(mixed);
+    }
     if let Some(overload) = overload {
         let (o, rss) = (&overload.http, overload.rss_kb);
         println!(
@@ -1459,5 +2173,93 @@ fn print_table(header: &Header, rows: &[Row], overload: Option<&Overload>, viola
         for violation in violations {
             println!("- {violation}");
         }
+    }
+}
+
+fn print_mixed(mixed: &[Mixed]) {
+    println!(
+        "\nMIXED: one event of {} ticket types ({} seats each), {}s per row; user workers: 55 % \
+         book 1 seat, 20 % hold 1 seat, 15 % confirm one of their holds, 10 % cancel one of their \
+         bookings or holds (a book when they have none); one organizer worker per \
+         {MIXED_CONNECTIONS_PER_ORGANIZER} connections resizing a ticket type ({} ↔ {} seats) back \
+         to back; \"HOT ref\" is a HOT run at the same concurrency right before it\n",
+        MIXED_TYPES.len(),
+        MIXED_TYPE_SEATS,
+        MIXED_FOR.as_secs(),
+        MIXED_EDIT_SEATS[0],
+        MIXED_EDIT_SEATS[1],
+    );
+    println!("| conc. | ops/s (successes) | HOT ref bookings/s | × HOT | p50 ms | p99 ms | book 201 | hold 201 | confirm 200 | cancel 200 | edit 200 | high-demand 409 | modified-concurrently 409 | 5xx | other | seats taken |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for m in mixed {
+        println!(
+            "| {} | {:.0} | {:.0} | {} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            m.concurrency,
+            m.per_sec(),
+            m.hot.per_sec,
+            m.ratio_to_hot()
+                .map_or_else(|| "—".to_string(), |x| format!("{x:.2}")),
+            m.latency(None, 0.50).unwrap_or(0.0),
+            m.latency(None, 0.99).unwrap_or(0.0),
+            m.ok(MixedOp::Book),
+            m.ok(MixedOp::Hold),
+            m.ok(MixedOp::Confirm),
+            m.ok(MixedOp::Cancel),
+            m.ok(MixedOp::Edit),
+            m.high_demand(),
+            m.modified_concurrently(),
+            m.server_errors(),
+            m.other(),
+            m.sold,
+        );
+    }
+    println!("\nMIXED latency by kind of operation (all answers of the kind):\n");
+    println!("| conc. | kind | answers | successes | p50 ms | p99 ms |");
+    println!("|---:|---|---:|---:|---:|---:|");
+    for m in mixed {
+        for op in MixedOp::ALL {
+            println!(
+                "| {} | {} | {} | {} | {} | {} |",
+                m.concurrency,
+                op.name(),
+                m.result.latencies[op as usize].len(),
+                m.ok(op),
+                ms(m.latency(Some(op), 0.50)),
+                ms(m.latency(Some(op), 0.99)),
+            );
+        }
+    }
+    for m in mixed {
+        let failures: Vec<String> = m
+            .result
+            .failures
+            .iter()
+            .map(|((op, status, message), count)| {
+                format!("{} {status} \"{message}\" ×{count}", op.name())
+            })
+            .collect();
+        println!(
+            "\nMIXED at {}: bookings afterwards {:?}; non-successes: {}",
+            m.concurrency,
+            m.statuses,
+            if failures.is_empty() {
+                "none".to_string()
+            } else {
+                failures.join(", ")
+            }
+        );
+        let lost = m.high_demand() + m.modified_concurrently();
+        println!(
+            "targets: no \"high demand\" / \"modified concurrently\" 409 while seats remain: {} \
+             ({lost}); successful ops/s within 20 % of HOT: {} ({})",
+            if lost == 0 { "met" } else { "MISSED" },
+            if m.ratio_to_hot().is_some_and(|x| x >= 0.8) {
+                "met"
+            } else {
+                "MISSED"
+            },
+            m.ratio_to_hot()
+                .map_or_else(|| "—".to_string(), |x| format!("{x:.2} × HOT")),
+        );
     }
 }
