@@ -1738,6 +1738,7 @@ struct Measured {
     p99_ms: f64,
     p50_created_ms: Option<f64>,
     p99_created_ms: Option<f64>,
+    p50_unavailable_ms: Option<f64>,
     p99_unavailable_ms: Option<f64>,
     created: usize,
     sold_out: usize,
@@ -1807,6 +1808,7 @@ impl RunResult {
             p99_ms: percentile(&all, 0.99).unwrap_or(0.0),
             p50_created_ms: percentile(&created, 0.50),
             p99_created_ms: percentile(&created, 0.99),
+            p50_unavailable_ms: percentile(&unavailable, 0.50),
             p99_unavailable_ms: percentile(&unavailable, 0.99),
             created: created.len(),
             sold_out: count(Outcome::SoldOut),
@@ -1840,6 +1842,7 @@ impl Measured {
             "bookingsPerSec": self.per_sec, "seconds": self.elapsed_s,
             "p50Ms": self.p50_ms, "p99Ms": self.p99_ms,
             "p50CreatedMs": self.p50_created_ms, "p99CreatedMs": self.p99_created_ms,
+            "p50UnavailableMs": self.p50_unavailable_ms,
             "p99UnavailableMs": self.p99_unavailable_ms,
             "created201": self.created, "soldOut409": self.sold_out,
             "highDemand409": self.high_demand, "unavailable503": self.unavailable,
@@ -2144,10 +2147,10 @@ fn print_table(
                 .fd_limit
                 .map_or_else(|| "?".to_string(), |l| l.to_string()),
         );
-        println!("| 201 | 409 | 503 | other | seats sold | 201/s | p50 201 ms | p99 201 ms | p99 503 ms | p99 all ms | warm-up failures | server peak RSS MB |");
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("| 201 | 409 | 503 | other | seats sold | 201/s | p50 201 ms | p99 201 ms | p50 503 ms | p99 503 ms | p99 all ms | warm-up failures | server peak RSS MB |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         println!(
-            "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {:.1} | {} | {:.1} |",
+            "| {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {:.1} | {} | {:.1} |",
             o.created,
             o.conflicts(),
             o.unavailable,
@@ -2156,6 +2159,7 @@ fn print_table(
             o.per_sec,
             ms(o.p50_created_ms),
             ms(o.p99_created_ms),
+            ms(o.p50_unavailable_ms),
             ms(o.p99_unavailable_ms),
             o.p99_ms,
             o.warmup_failures,
