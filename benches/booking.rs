@@ -24,7 +24,10 @@
 //! Prints a table and writes `target/bench/booking.json`. Uses `DATABASE_URL` when set, else an
 //! embedded PostgreSQL in `target/bench/postgres` (recreated each run). `BENCH_ONLY=HOT` (or
 //! HOT-TYPES, SPREAD, SELLOUT, TWO, MIXED, OVERLOAD) runs one scenario; `BENCH_NO_LANES=1` starts
-//! the servers with `BOOKING_LANES=false`.
+//! the servers with `BOOKING_LANES=false`. `BENCH_BEFORE_BIN=<server binary>` (embedded database
+//! only) also measures another build of the server, e.g. of an earlier commit, on a database of
+//! its own: every HOT, SPREAD and SELLOUT row gets an HTTP run of that server right after its
+//! own, and a table of the two side by side.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -136,7 +139,7 @@ async fn run() -> anyhow::Result<Vec<String>> {
         None
     };
 
-    let (url, options, _cluster) = database().await?;
+    let (url, options, cluster) = database().await?;
     step(&format!(
         "starting the server (release build), DB_MAX_CONNECTIONS={POOL_SIZE}, BOOKING_LANES={lanes}"
     ));
@@ -163,22 +166,18 @@ async fn run() -> anyhow::Result<Vec<String>> {
     step(&format!(
         "creating an organizer and {USERS} users through the API"
     ));
-    // Emails unique per run, so an external database can be reused.
-    let run = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis();
-    let organizer = api
-        .register(&format!("organizer-{run}@bench.test"), "ORGANIZER")
-        .await?;
-    let mut users = Vec::new();
-    for n in 0..USERS {
-        users.push(
-            api.register(&format!("user{n}-{run}@bench.test"), "USER")
-                .await?,
-        );
-    }
-    let users = Arc::new(users);
+    let (organizer, users) = api.register_people().await?;
     let token = organizer.token.as_str();
+    let before = match std::env::var("BENCH_BEFORE_BIN") {
+        Ok(bin) if wanted("HOT") || wanted("SPREAD") || wanted("SELLOUT") => {
+            let cluster = cluster.as_ref().ok_or_else(|| {
+                anyhow::anyhow!("BENCH_BEFORE_BIN needs the embedded database (unset DATABASE_URL)")
+            })?;
+            Some(Before::start(&bin, cluster, lanes, &api.client).await?)
+        }
+        _ => None,
+    };
+    let mut compared = Vec::new();
 
     let mut violations = Vec::new();
     let mut report = Vec::new();
@@ -188,8 +187,15 @@ async fn run() -> anyhow::Result<Vec<String>> {
     // HOT and HOT-TYPES alternate per concurrency, so each pair of rows shares the machine's
     // conditions of the moment.
     let mut typed_rows = Vec::new();
-    for &level in &LEVELS {
+    for (index, &level) in LEVELS.iter().enumerate() {
+        // The other server's run goes before the baseline at every other concurrency, after
+        // this server's run at the others, so neither always runs second.
+        let other_first = index % 2 == 1;
         if wanted("HOT") {
+            let mut other = None;
+            if let Some(before) = before.as_ref().filter(|_| other_first) {
+                other = Some(before.one_event("HOT", level, HOT_SEATS, hot_run).await?);
+            }
             let (base_event, event) = (
                 api.create_event(token, HOT_SEATS).await?,
                 api.create_event(token, HOT_SEATS).await?,
@@ -207,6 +213,12 @@ async fn run() -> anyhow::Result<Vec<String>> {
                 drive(&[&api], &users, Target::One(event), level, hot_run, 1),
             )
             .await?;
+            if let Some(before) = before.as_ref().filter(|_| !other_first) {
+                other = Some(before.one_event("HOT", level, HOT_SEATS, hot_run).await?);
+            }
+            if let Some(other) = other {
+                compared.push(Compared::new("HOT", level, &http, other));
+            }
             report.push(Row::new("HOT", level, http, Some(baseline)));
         }
         if wanted("HOT-TYPES") {
@@ -259,7 +271,29 @@ async fn run() -> anyhow::Result<Vec<String>> {
         // The baseline and the HTTP runs share these events (seats sold are counted per run);
         // none of them comes close to selling out.
         let spread = Arc::new(spread);
-        for &level in &LEVELS {
+        let other_spread = match &before {
+            Some(before) => {
+                step(&format!(
+                    "creating {SPREAD_EVENTS} events on the other server"
+                ));
+                let mut events = Vec::with_capacity(SPREAD_EVENTS);
+                for _ in 0..SPREAD_EVENTS {
+                    events.push(before.api.create_event(&before.token, SPREAD_SEATS).await?);
+                }
+                Arc::new(events)
+            }
+            None => Arc::new(Vec::new()),
+        };
+        for (index, &level) in LEVELS.iter().enumerate() {
+            let other_first = index % 2 == 1;
+            let mut other = None;
+            if let Some(before) = before.as_ref().filter(|_| other_first) {
+                other = Some(
+                    before
+                        .many_events("SPREAD", level, &other_spread, hot_run)
+                        .await?,
+                );
+            }
             step(&format!("SPREAD at {level}: baseline, then HTTP"));
             let target = Target::Many(spread.clone());
             let baseline = measured(
@@ -274,17 +308,36 @@ async fn run() -> anyhow::Result<Vec<String>> {
                 drive(&[&api], &users, target, level, hot_run, 1),
             )
             .await?;
+            if let Some(before) = before.as_ref().filter(|_| !other_first) {
+                other = Some(
+                    before
+                        .many_events("SPREAD", level, &other_spread, hot_run)
+                        .await?,
+                );
+            }
+            if let Some(other) = other {
+                compared.push(Compared::new("SPREAD", level, &http, other));
+            }
             report.push(Row::new("SPREAD", level, http, Some(baseline)));
         }
     }
 
-    for &level in LEVELS.iter().filter(|_| wanted("SELLOUT")) {
+    for (index, &level) in LEVELS.iter().enumerate().filter(|_| wanted("SELLOUT")) {
+        let load = Load::Count(SELLOUT_REQUESTS);
+        let other_first = index % 2 == 1;
+        let mut other = None;
+        if let Some(before) = before.as_ref().filter(|_| other_first) {
+            other = Some(
+                before
+                    .one_event("SELLOUT", level, SELLOUT_SEATS, load)
+                    .await?,
+            );
+        }
         let (base_event, event) = (
             api.create_event(token, SELLOUT_SEATS).await?,
             api.create_event(token, SELLOUT_SEATS).await?,
         );
         step(&format!("SELLOUT at {level}: baseline, then HTTP"));
-        let load = Load::Count(SELLOUT_REQUESTS);
         let baseline = measured(
             &db,
             &[base_event],
@@ -297,9 +350,23 @@ async fn run() -> anyhow::Result<Vec<String>> {
             drive(&[&api], &users, Target::One(event), level, load, 1),
         )
         .await?;
+        if let Some(before) = before.as_ref().filter(|_| !other_first) {
+            other = Some(
+                before
+                    .one_event("SELLOUT", level, SELLOUT_SEATS, load)
+                    .await?,
+            );
+        }
+        if let Some(other) = other {
+            compared.push(Compared::new("SELLOUT", level, &http, other));
+        }
         report.push(Row::new("SELLOUT", level, http, Some(baseline)));
     }
 
+    if let Some(before) = before {
+        before.db.close().await;
+        drop(before.server);
+    }
     let mut peak_rss_kb = server.peak_rss_kb();
     if wanted("TWO") {
         step("TWO INSTANCES at 64: starting a second server");
@@ -427,6 +494,10 @@ async fn run() -> anyhow::Result<Vec<String>> {
             }
         }
     }
+    for row in &compared {
+        let what = format!("{} at {} (other server)", row.scenario, row.concurrency);
+        check_run(&mut violations, &what, &row.other, false);
+    }
     for run in &mixed {
         check_mixed(&mut violations, run);
     }
@@ -439,6 +510,7 @@ async fn run() -> anyhow::Result<Vec<String>> {
         peak_rss_kb,
     };
     print_table(&header, &report, &mixed, overload.as_ref(), &violations);
+    print_compared(&compared);
     let json = json!({
         "machine": machine(),
         "loadAverage1m": { "start": header.load.0, "end": header.load.1 },
@@ -450,6 +522,8 @@ async fn run() -> anyhow::Result<Vec<String>> {
         "holdSeconds": HOLD_SECONDS,
         "scenarios": report.iter().map(Row::json).collect::<Vec<_>>(),
         "mixed": mixed.iter().map(Mixed::json).collect::<Vec<_>>(),
+        "otherServer": std::env::var("BENCH_BEFORE_BIN").ok(),
+        "comparedWithOtherServer": compared.iter().map(Compared::json).collect::<Vec<_>>(),
         "overload": overload.as_ref().map(|o| json!({
             "connections": OVERLOAD_CONNECTIONS,
             "clientConnectionsOpenMax": o.connections,
@@ -603,10 +677,24 @@ struct Server {
 
 impl Server {
     fn start(database_url: &str, pool_size: u32, lanes: bool) -> anyhow::Result<Self> {
+        Self::start_binary(
+            env!("CARGO_BIN_EXE_event-booking"),
+            database_url,
+            pool_size,
+            lanes,
+        )
+    }
+
+    fn start_binary(
+        binary: &str,
+        database_url: &str,
+        pool_size: u32,
+        lanes: bool,
+    ) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_event-booking"))
+        let child = Command::new(binary)
             .env("DATABASE_URL", database_url)
             .env("PORT", port.to_string())
             .env("JWT_SECRET", "bench-secret-bench-secret-bench-secret-123")
@@ -665,6 +753,112 @@ struct User {
     id: i32,
 }
 
+/// Another build of the server (`BENCH_BEFORE_BIN`), on a database of its own in the same
+/// cluster (its migrations may differ), with its own organizer and users.
+struct Before {
+    server: Server,
+    api: Api,
+    db: PgPool,
+    users: Arc<Vec<User>>,
+    token: String,
+}
+
+impl Before {
+    async fn start(
+        binary: &str,
+        cluster: &EmbeddedPostgres,
+        lanes: bool,
+        client: &reqwest::Client,
+    ) -> anyhow::Result<Self> {
+        const DATABASE: &str = "event_booking_other";
+        step(&format!(
+            "starting the other server {binary} on database {DATABASE}"
+        ));
+        cluster.create_database(DATABASE).await?;
+        let server = Server::start_binary(binary, &cluster.url(DATABASE), POOL_SIZE, lanes)?;
+        server.wait_ready().await?;
+        let db = PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(cluster.connect_options(DATABASE))
+            .await?;
+        let api = Api {
+            client: client.clone(),
+            base: server.base.clone(),
+        };
+        step("creating its organizer and users");
+        let (organizer, users) = api.register_people().await?;
+        Ok(Self {
+            server,
+            api,
+            db,
+            users,
+            token: organizer.token,
+        })
+    }
+
+    /// One HTTP run of the other server on a fresh event of `seats` seats.
+    async fn one_event(
+        &self,
+        scenario: &str,
+        level: usize,
+        seats: i64,
+        load: Load,
+    ) -> anyhow::Result<Measured> {
+        let event = self.api.create_event(&self.token, seats).await?;
+        self.many_events(scenario, level, &Arc::new(vec![event]), load)
+            .await
+    }
+
+    /// One HTTP run of the other server on `events` (one at random per request).
+    async fn many_events(
+        &self,
+        scenario: &str,
+        level: usize,
+        events: &Arc<Vec<i32>>,
+        load: Load,
+    ) -> anyhow::Result<Measured> {
+        step(&format!("{scenario} at {level}: the other server"));
+        let target = match events.as_slice() {
+            [one] => Target::One(*one),
+            _ => Target::Many(events.clone()),
+        };
+        let apis = [&self.api];
+        let run = drive(&apis, &self.users, target, level, load, 1);
+        measured(&self.db, events, run).await
+    }
+}
+
+/// An HTTP run of this server and the other server's run right after it.
+struct Compared {
+    scenario: &'static str,
+    concurrency: usize,
+    per_sec: f64,
+    other: Measured,
+}
+
+impl Compared {
+    fn new(scenario: &'static str, concurrency: usize, this: &Measured, other: Measured) -> Self {
+        Self {
+            scenario,
+            concurrency,
+            per_sec: this.per_sec,
+            other,
+        }
+    }
+
+    fn ratio(&self) -> Option<f64> {
+        (self.other.per_sec > 0.0).then(|| self.per_sec / self.other.per_sec)
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "scenario": self.scenario, "concurrency": self.concurrency,
+            "bookingsPerSec": self.per_sec, "other": self.other.json(),
+            "ratioToOther": self.ratio(),
+        })
+    }
+}
+
 #[derive(Clone)]
 struct Api {
     client: reqwest::Client,
@@ -672,6 +866,25 @@ struct Api {
 }
 
 impl Api {
+    /// An organizer and `USERS` users, with emails unique to this run (so an external database
+    /// can be reused).
+    async fn register_people(&self) -> anyhow::Result<(User, Arc<Vec<User>>)> {
+        let run = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis();
+        let organizer = self
+            .register(&format!("organizer-{run}@bench.test"), "ORGANIZER")
+            .await?;
+        let mut users = Vec::new();
+        for n in 0..USERS {
+            users.push(
+                self.register(&format!("user{n}-{run}@bench.test"), "USER")
+                    .await?,
+            );
+        }
+        Ok((organizer, Arc::new(users)))
+    }
+
     async fn register(&self, email: &str, role: &str) -> anyhow::Result<User> {
         let body = json!({ "firstname": "Bench", "lastname": "User", "email": email, "password": PASSWORD, "role": role });
         let response: Value = self
@@ -2264,6 +2477,36 @@ fn print_mixed(mixed: &[Mixed]) {
             },
             m.ratio_to_hot()
                 .map_or_else(|| "—".to_string(), |x| format!("{x:.2} × HOT")),
+        );
+    }
+}
+
+fn print_compared(compared: &[Compared]) {
+    if compared.is_empty() {
+        return;
+    }
+    println!(
+        "\nthis server vs BENCH_BEFORE_BIN (the other server on a database of its own; its run \
+         of each row comes right after this server's run at 16 and 256, right before the \
+         baseline at 64):\n"
+    );
+    println!("| scenario | conc. | this bookings/s | other bookings/s | this / other | other p50 ms | other p99 ms | other 201 | other 409 | other false 409 |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for c in compared {
+        let o = &c.other;
+        println!(
+            "| {} | {} | {:.0} | {:.0} | {} | {:.1} | {:.1} | {} | {} | {} |",
+            c.scenario,
+            c.concurrency,
+            c.per_sec,
+            o.per_sec,
+            c.ratio()
+                .map_or_else(|| "—".to_string(), |x| format!("{x:.2}")),
+            o.p50_ms,
+            o.p99_ms,
+            o.created,
+            o.conflicts(),
+            o.false_rejections,
         );
     }
 }
