@@ -10,7 +10,7 @@
 //! - TWO INSTANCES: HOT at 64, half the connections on each of two servers sharing the database;
 //! - MIXED (at 64 and 256): bookings, holds, confirms and cancels of one event with two ticket
 //!   types, each user worker touching only its own bookings, and one organizer worker per 64
-//!   connections resizing a ticket type back to back; compared with a HOT run right before it;
+//!   connections resizing a ticket type back to back; compared with HOT runs right before and after it;
 //! - OVERLOAD: 2,000 connections on one hot event, against a server with a pool of 4.
 //!
 //! The baseline is the booking protocol of API.md in the bench's own SQL, one booking per
@@ -406,11 +406,12 @@ async fn run() -> anyhow::Result<Vec<String>> {
 
     let mut mixed = Vec::new();
     for &level in MIXED_LEVELS.iter().filter(|_| wanted("MIXED")) {
-        // The HOT figure MIXED is compared with, measured right before it.
-        let hot_event = api.create_event(token, HOT_SEATS).await?;
+        // The HOT figure MIXED is compared with: the mean of a HOT run right before it and one
+        // right after it, so a drift of the machine during the three runs evens out.
         step(&format!(
-            "MIXED at {level}: a HOT run for reference, then MIXED"
+            "MIXED at {level}: a HOT run, MIXED, another HOT run"
         ));
+        let hot_event = api.create_event(token, HOT_SEATS).await?;
         let hot = measured(
             &db,
             &[hot_event],
@@ -424,9 +425,16 @@ async fn run() -> anyhow::Result<Vec<String>> {
         let result = drive_mixed(&api, &users, &organizer, event, Arc::new(types), level).await;
         let (_, sold_after) = settled_seats(&db, &[event]).await?;
         let statuses = booking_statuses(&db, event).await?;
+        let hot_event = api.create_event(token, HOT_SEATS).await?;
+        let hot_after = measured(
+            &db,
+            &[hot_event],
+            drive(&[&api], &users, Target::One(hot_event), level, hot_run, 1),
+        )
+        .await?;
         mixed.push(Mixed {
             concurrency: level,
-            hot,
+            hot: [hot, hot_after],
             result,
             sold: sold_after - sold_before,
             statuses,
@@ -1559,10 +1567,10 @@ async fn booking_statuses(db: &PgPool, event: i32) -> anyhow::Result<BTreeMap<St
     Ok(rows.into_iter().collect())
 }
 
-/// MIXED at one concurrency, with the HOT run measured right before it.
+/// MIXED at one concurrency, with the HOT runs measured right before and right after it.
 struct Mixed {
     concurrency: usize,
-    hot: Measured,
+    hot: [Measured; 2],
     result: MixedResult,
     /// Seats taken from the event during the run (organizer resizes move total and available
     /// alike, so they do not count).
@@ -1586,8 +1594,13 @@ impl Mixed {
         }
     }
 
+    /// HOT's bookings per second: the mean of the runs before and after.
+    fn hot_per_sec(&self) -> f64 {
+        (self.hot[0].per_sec + self.hot[1].per_sec) / 2.0
+    }
+
     fn ratio_to_hot(&self) -> Option<f64> {
-        (self.hot.per_sec > 0.0).then(|| self.per_sec() / self.hot.per_sec)
+        (self.hot_per_sec() > 0.0).then(|| self.per_sec() / self.hot_per_sec())
     }
 
     /// Answers of the given kind(s) matching `keep`.
@@ -1647,8 +1660,8 @@ impl Mixed {
             .collect();
         json!({
             "concurrency": self.concurrency, "seconds": self.result.elapsed.as_secs_f64(),
-            "successfulOpsPerSec": self.per_sec(), "hotBookingsPerSec": self.hot.per_sec,
-            "ratioToHot": self.ratio_to_hot(), "hot": self.hot.json(),
+            "successfulOpsPerSec": self.per_sec(), "hotBookingsPerSec": self.hot_per_sec(),
+            "ratioToHot": self.ratio_to_hot(), "hotBefore": self.hot[0].json(), "hotAfter": self.hot[1].json(),
             "p50Ms": self.latency(None, 0.50), "p99Ms": self.latency(None, 0.99),
             "latencyByKind": MixedOp::ALL.iter().map(|op| json!({
                 "op": op.name(),
@@ -1672,16 +1685,13 @@ fn unexpected(op: MixedOp, status: u16, message: &str) -> bool {
     !lost && !sold_out && status < 500
 }
 
-/// MIXED's assertions: no 5xx, no answer outside the contract, its HOT reference run clean,
+/// MIXED's assertions: no 5xx, no answer outside the contract, its HOT runs clean,
 /// and the event's seats and bookings exactly what the successes say.
 fn check_mixed(violations: &mut Vec<String>, run: &Mixed) {
     let what = format!("MIXED at {}", run.concurrency);
-    check_run(
-        violations,
-        &format!("{what} (HOT reference)"),
-        &run.hot,
-        false,
-    );
+    for (hot, when) in run.hot.iter().zip(["before", "after"]) {
+        check_run(violations, &format!("{what} (HOT run {when})"), hot, false);
+    }
     let listed = |keep: &dyn Fn(MixedOp, u16, &str) -> bool| {
         run.result
             .failures
@@ -2399,7 +2409,8 @@ fn print_mixed(mixed: &[Mixed]) {
          book 1 seat, 20 % hold 1 seat, 15 % confirm one of their holds, 10 % cancel one of their \
          bookings or holds (a book when they have none); one organizer worker per \
          {MIXED_CONNECTIONS_PER_ORGANIZER} connections resizing a ticket type ({} ↔ {} seats) back \
-         to back; \"HOT ref\" is a HOT run at the same concurrency right before it\n",
+         to back; \"HOT ref\" is the mean of a HOT run at the same concurrency right before it \
+         and one right after it (each in brackets)\n",
         MIXED_TYPES.len(),
         MIXED_TYPE_SEATS,
         MIXED_FOR.as_secs(),
@@ -2410,10 +2421,12 @@ fn print_mixed(mixed: &[Mixed]) {
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for m in mixed {
         println!(
-            "| {} | {:.0} | {:.0} | {} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {:.0} | {:.0} ({:.0}, {:.0}) | {} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             m.concurrency,
             m.per_sec(),
-            m.hot.per_sec,
+            m.hot_per_sec(),
+            m.hot[0].per_sec,
+            m.hot[1].per_sec,
             m.ratio_to_hot()
                 .map_or_else(|| "—".to_string(), |x| format!("{x:.2}")),
             m.latency(None, 0.50).unwrap_or(0.0),
