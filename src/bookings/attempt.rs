@@ -296,18 +296,22 @@ async fn read_bookings(
     if references.is_empty() && ids.is_empty() {
         return Ok(HashMap::new());
     }
+    // Found by their own unique indexes only: with `event_id` in the WHERE, a generic plan
+    // walked every booking of a hot event. Another event's booking is simply not found.
     let rows = sqlx::query_as::<_, Existing>(&format!(
         "SELECT {BOOKING_COLUMNS}, COALESCE(b.expires_at <= clock_timestamp(), false) AS due \
          FROM bookings b \
-         WHERE b.event_id = $1 AND (b.booking_reference = ANY($2) OR b.id = ANY($3))"
+         WHERE b.booking_reference = ANY($1) OR b.id = ANY($2)"
     ))
-    .bind(event_id)
     .bind(&references)
     .bind(&ids)
     .fetch_all(&mut **tx)
     .await?;
     let mut found = HashMap::new();
-    for row in rows {
+    for row in rows
+        .into_iter()
+        .filter(|row| row.booking.event_id == event_id)
+    {
         found.insert(Key::Reference(row.booking.booking_reference), row.clone());
         found.insert(Key::Id(row.booking.id), row);
     }
