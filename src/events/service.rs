@@ -151,7 +151,7 @@ pub async fn find<'e>(db: impl PgExecutor<'e>, id: i32) -> Result<Option<Event>>
 
 /// The event, if `caller` organizes it: 404 when it does not exist, 403 with `forbidden` when
 /// it belongs to someone else.
-async fn owned(db: &PgPool, id: i32, caller: i32, forbidden: &str) -> Result<Event> {
+pub async fn owned(db: &PgPool, id: i32, caller: i32, forbidden: &str) -> Result<Event> {
     let event = find(db, id).await?.ok_or_else(|| not_found(id))?;
     if event.organizer_id != caller {
         return Err(AppError::forbidden(forbidden));

@@ -12,7 +12,7 @@ use super::model::{CheckInEnvelope, CheckedIn, Holder};
 use crate::bookings::model::BookingStatus;
 use crate::db::commit::{begin, write_in_time};
 use crate::error::{AppError, Result};
-use crate::events::service::not_found as event_not_found;
+use crate::events::service as events;
 use crate::http::deadline::RequestStart;
 use crate::time::{self, Timestamp};
 
@@ -32,16 +32,13 @@ pub async fn check_in(
     nonce: Option<&str>,
     start: RequestStart,
 ) -> Result<Answer> {
-    let organizer: i32 = sqlx::query_scalar("SELECT organizer_id FROM events WHERE id = $1")
-        .bind(event_id)
-        .fetch_optional(db)
-        .await?
-        .ok_or_else(|| event_not_found(event_id))?;
-    if organizer != caller {
-        return Err(AppError::forbidden(
-            "You can only check in tickets of your own events",
-        ));
-    }
+    events::owned(
+        db,
+        event_id,
+        caller,
+        "You can only check in tickets of your own events",
+    )
+    .await?;
     // Verified before the transaction: it needs no database state but the keys.
     let claims = keys.verify(db, code).await?;
     let code_sha256 = ring::digest::digest(&ring::digest::SHA256, code.as_bytes());

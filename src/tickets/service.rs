@@ -8,7 +8,7 @@ use super::keys::{TicketClaims, TicketKeys};
 use super::model::{RevokedTicket, Ticket, TicketStatus};
 use crate::bookings::model::{Booking, BookingStatus, BOOKING_COLUMNS};
 use crate::error::{AppError, Result};
-use crate::events::service::not_found as event_not_found;
+use crate::events::service as events;
 use crate::time::Timestamp;
 
 /// A booking with what its tickets show.
@@ -125,14 +125,7 @@ pub async fn tickets(
 
 /// Every VOID ticket of the event (all seats of its cancelled bookings), for its organizer.
 pub async fn revoked(db: &PgPool, event_id: i32, caller: i32) -> Result<Vec<RevokedTicket>> {
-    let organizer: i32 = sqlx::query_scalar("SELECT organizer_id FROM events WHERE id = $1")
-        .bind(event_id)
-        .fetch_optional(db)
-        .await?
-        .ok_or_else(|| event_not_found(event_id))?;
-    if organizer != caller {
-        return Err(AppError::forbidden("You can only view your own events"));
-    }
+    events::owned(db, event_id, caller, "You can only view your own events").await?;
     Ok(sqlx::query_as::<_, RevokedTicket>(
         "SELECT b.booking_reference, n.number \
          FROM bookings b CROSS JOIN LATERAL generate_series(1, b.seat_count) AS n(number) \
