@@ -50,7 +50,22 @@ pub struct Config {
     /// Group concurrent bookings of one event (`BOOKING_LANES`, default on); off, every
     /// booking runs in its own transaction, as the per-request server of API.md.
     pub booking_lanes: bool,
+    pub notify: NotifyConfig,
 }
+
+/// Webhook and email delivery (API.md, "Notifications").
+#[derive(Clone, Debug)]
+pub struct NotifyConfig {
+    /// Seconds to wait before each retry (`NOTIFY_RETRY_SCHEDULE`); FAILED after the last.
+    pub retry_schedule: Vec<u64>,
+    /// Webhooks may call loopback, private and link-local addresses (`WEBHOOK_ALLOW_PRIVATE`).
+    pub allow_private: bool,
+    /// `smtp://host:port` or `smtps://user:password@host:port`; `None`: no emails.
+    pub smtp_url: Option<Secret>,
+    pub mail_from: String,
+}
+
+pub const DEFAULT_RETRY_SCHEDULE: &str = "5,30,120,900,3600,14400,43200";
 
 #[derive(Clone, Debug)]
 pub struct RateLimits {
@@ -111,6 +126,17 @@ impl Config {
                 )?,
             },
             booking_lanes: parse_switch("BOOKING_LANES", &get, true)?,
+            notify: NotifyConfig {
+                retry_schedule: parse_schedule(
+                    get("NOTIFY_RETRY_SCHEDULE")
+                        .as_deref()
+                        .unwrap_or(DEFAULT_RETRY_SCHEDULE),
+                )?,
+                allow_private: parse_switch("WEBHOOK_ALLOW_PRIVATE", &get, false)?,
+                smtp_url: get("SMTP_URL").map(Secret::new),
+                mail_from: get("MAIL_FROM")
+                    .unwrap_or_else(|| "Event Booking <no-reply@localhost>".to_string()),
+            },
             ticket_signing_key: get("TICKET_SIGNING_KEY").map(Secret::new),
             live_max_streams: parse_or("LIVE_MAX_STREAMS", &get, 10_000)?,
             hold_seconds: match parse_or("HOLD_SECONDS", &get, 600u32)? {
@@ -139,6 +165,22 @@ fn parse_or<T: std::str::FromStr>(
             .map_err(|_| anyhow::anyhow!("{key}={raw:?} is not a valid value")),
         None => Ok(default),
     }
+}
+
+/// `NOTIFY_RETRY_SCHEDULE`: comma-separated seconds, each from 0 to 30 days.
+fn parse_schedule(raw: &str) -> anyhow::Result<Vec<u64>> {
+    let delays: Option<Vec<u64>> = raw
+        .split(',')
+        .map(|part| {
+            part.trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|s| *s <= 30 * 86_400)
+        })
+        .collect();
+    delays.with_context(|| {
+        format!("NOTIFY_RETRY_SCHEDULE={raw:?} is not comma-separated seconds like 5,30,120")
+    })
 }
 
 /// An on/off setting: true/false, 1/0, yes/no, on/off, in any case.
@@ -232,6 +274,17 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |key| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn retry_schedules_are_seconds() {
+        assert_eq!(parse_schedule("5, 30,120").unwrap(), vec![5, 30, 120]);
+        assert_eq!(parse_schedule("0").unwrap(), vec![0]);
+        assert!(parse_schedule("5,,30").is_err());
+        assert!(parse_schedule("5s").is_err());
+        let config = Config::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(config.notify.retry_schedule.len(), 7);
+        assert!(!config.notify.allow_private);
     }
 
     #[test]

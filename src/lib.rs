@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod limits;
 pub mod live;
 pub mod metrics;
+pub mod notify;
 pub mod openapi;
 pub mod readiness;
 pub mod state;
@@ -52,6 +53,7 @@ fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(bookings::router())
         .merge(tickets::router())
         .merge(insight::router())
+        .merge(notify::router())
         .merge(live::router())
         .merge(health::router())
         .split_for_parts();

@@ -90,7 +90,7 @@ async fn run() -> anyhow::Result<()> {
 
     let mut state = AppState::new(pool.clone(), config);
     state.ready = ready;
-    jobs::spawn_background(&state);
+    jobs::spawn_background(&state)?;
     let live = state.live.clone();
     let router = build_router(state);
     // Open live streams end with the shutdown signal, so they never hold the drain up.

@@ -21,6 +21,7 @@ use crate::error::ErrorBody;
         (name = "auth", description = "Accounts and tokens"),
         (name = "events", description = "Events and their seats"),
         (name = "bookings", description = "Seat bookings"),
+        (name = "webhooks", description = "Notifications to organizers' systems"),
         (name = "health", description = "Operations"),
     )
 )]

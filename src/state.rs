@@ -33,7 +33,12 @@ impl AppState {
     pub fn new(db: PgPool, config: Config) -> Self {
         let jwt = JwtKeys::new(config.jwt_secret.expose().as_bytes(), config.jwt_expires_in);
         Self {
-            bookings: BookingLanes::new(db.clone(), config.booking_lanes, config.hold_seconds),
+            bookings: BookingLanes::new(
+                db.clone(),
+                config.booking_lanes,
+                config.hold_seconds,
+                config.notify.smtp_url.is_some(),
+            ),
             limits: Limits::new(&config.rate_limits),
             ready: Readiness::ready(),
             tickets: Arc::new(TicketKeys::new(config.ticket_signing_key.clone())),

@@ -27,6 +27,7 @@ use crate::concurrency::Attempt;
 use crate::db::commit::{begin, Tx};
 use crate::error::{AppError, Result};
 use crate::events::service::not_found as event_not_found;
+use crate::notify::outbox;
 
 /// An attempt that is ready for COMMIT, with the answer for every operation of the group.
 pub struct Prepared {
@@ -66,6 +67,8 @@ pub struct Settings {
     /// this event queue instead of racing this one for the version (which still guards every
     /// write). Off, the transaction is the plain optimistic one of API.md.
     pub coordinate: bool,
+    /// Write an email notification for each booking change, beside the webhooks' ones.
+    pub email: bool,
 }
 
 pub async fn prepare_group(
@@ -166,6 +169,9 @@ pub async fn prepare_group(
     else {
         return Ok(Attempt::Lost);
     };
+    if event.has_webhooks || settings.email {
+        notify(&mut tx, &event, &effects, &written, settings.email).await?;
+    }
     let outcomes = answers(&event, ops, refusals, &effects, written);
     finish(tx, ops, outcomes, true, true).await
 }
@@ -267,7 +273,9 @@ async fn read_event(
                 ARRAY(SELECT t.id FROM ticket_types t WHERE t.event_id = e.id ORDER BY t.id) AS type_ids, \
                 ARRAY(SELECT t.price_cents FROM ticket_types t WHERE t.event_id = e.id ORDER BY t.id) AS type_prices, \
                 ARRAY(SELECT t.available_seats FROM ticket_types t WHERE t.event_id = e.id ORDER BY t.id) AS type_available, \
-                ARRAY(SELECT u.id FROM users u WHERE u.id = ANY($2)) AS known_users \
+                ARRAY(SELECT u.id FROM users u WHERE u.id = ANY($2)) AS known_users, \
+                EXISTS (SELECT 1 FROM webhooks w WHERE w.organizer_id = e.organizer_id) \
+                    AS has_webhooks \
          FROM events e WHERE e.id = $1",
     )
     .bind(id)
@@ -411,6 +419,37 @@ fn answers(
             }
         })
         .collect()
+}
+
+/// Writes the notifications of the group's changes into the outbox, in its transaction.
+async fn notify(
+    tx: &mut Transaction<'_, Postgres>,
+    event: &EventState,
+    effects: &[Effect],
+    written: &Written,
+    email: bool,
+) -> Result<()> {
+    let mut new_rows = written.inserted.iter();
+    let mut changes = Vec::new();
+    for effect in effects {
+        let (before, booking) = match effect {
+            Effect::Insert { .. } => (None, new_rows.next()),
+            Effect::Status {
+                booking_id, from, ..
+            } => (Some(*from), written.changed.get(booking_id)),
+        };
+        if let Some(booking) = booking {
+            if let Some(kind) = outbox::kind_of(before, booking.status) {
+                changes.push(outbox::Change { kind, booking });
+            }
+        }
+    }
+    let summary = outbox::EventSummary {
+        id: event.id,
+        title: &event.title,
+        event_date: event.event_date,
+    };
+    outbox::record(tx, event.organizer_id, &summary, &changes, email).await
 }
 
 /// Records the outcome of every held key in the transaction, and hands it over for COMMIT if

@@ -53,6 +53,8 @@ struct Inner {
     /// False: every job runs in a transaction of its own (the per-request server).
     enabled: bool,
     hold_seconds: i32,
+    /// Write an email notification for each booking change (`SMTP_URL` is set).
+    email: bool,
     lanes: Mutex<HashMap<i32, mpsc::Sender<Job>>>,
 }
 
@@ -63,12 +65,13 @@ fn unexpected() -> AppError {
 }
 
 impl BookingLanes {
-    pub fn new(db: PgPool, enabled: bool, hold_seconds: u32) -> Self {
+    pub fn new(db: PgPool, enabled: bool, hold_seconds: u32, email: bool) -> Self {
         Self {
             inner: Arc::new(Inner {
                 db,
                 enabled,
                 hold_seconds: i32::try_from(hold_seconds).unwrap_or(i32::MAX),
+                email,
                 lanes: Mutex::new(HashMap::new()),
             }),
         }
@@ -217,6 +220,7 @@ impl Inner {
         Settings {
             hold_seconds: self.hold_seconds,
             coordinate: self.enabled,
+            email: self.email,
         }
     }
 

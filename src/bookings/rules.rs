@@ -26,6 +26,8 @@ pub struct EventState {
     pub type_available: Vec<i32>,
     /// The booking users that exist (a token can outlive its user).
     pub known_users: Vec<i32>,
+    /// The organizer has webhooks: booking changes write notifications for them.
+    pub has_webhooks: bool,
 }
 
 /// A booking a confirm, cancel or expiry works on.

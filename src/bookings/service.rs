@@ -92,7 +92,7 @@ pub async fn book_direct(
         hold: false,
         key: None,
     };
-    BookingLanes::new(db.clone(), false, 600)
+    BookingLanes::new(db.clone(), false, 600, false)
         .book(request, RequestStart::now())
         .await
 }

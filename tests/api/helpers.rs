@@ -125,6 +125,10 @@ pub fn test_cluster_dir() -> PathBuf {
     dir
 }
 
+/// A setting for `spawn_with`: a server without background work (no expiry sweep, no
+/// notification courier), for tests where another process must do that work.
+pub const WITHOUT_JOBS: (&str, &str) = ("TEST_WITHOUT_BACKGROUND_JOBS", "true");
+
 pub struct TestApp {
     /// The `DATABASE_URL` of this test's database, for child processes.
     pub database_url: String,
@@ -213,7 +217,9 @@ impl TestApp {
             .expect("bind");
         let address = format!("http://{}", listener.local_addr().expect("local addr"));
         let state = AppState::new(db, config);
-        event_booking::jobs::spawn_background(&state);
+        if !settings.contains(&WITHOUT_JOBS) {
+            event_booking::jobs::spawn_background(&state).expect("background jobs");
+        }
         let router = build_router(state);
         tokio::spawn(serve(listener, router, std::future::pending()));
         ServerOnly { address }

@@ -11,6 +11,7 @@ mod insight;
 mod limits;
 mod live;
 mod never_twice;
+mod notify;
 mod ops;
 mod outage;
 mod qr;

@@ -234,6 +234,34 @@ async fn openapi_documents_every_route_completely() {
             &["200", "400", "401", "403", "404", "409"],
         ),
         ("get", "/health", false, "none", &["200", "503"]),
+        (
+            "post",
+            "/webhooks",
+            true,
+            "required",
+            &["201", "400", "401", "403"],
+        ),
+        (
+            "get",
+            "/webhooks",
+            false,
+            "required",
+            &["200", "400", "401", "403"],
+        ),
+        (
+            "delete",
+            "/webhooks/{id}",
+            false,
+            "required",
+            &["200", "400", "401", "403", "404"],
+        ),
+        (
+            "get",
+            "/webhooks/{id}/deliveries",
+            false,
+            "required",
+            &["200", "400", "401", "403", "404"],
+        ),
     ];
     for (method, path, has_body, token, statuses) in routes {
         let op = &doc["paths"][path][method];

@@ -1,0 +1,28 @@
+//! Notifications (API.md, "Notifications"): organizers' webhooks and emails to the booking's
+//! user, for every booking change. The change writes its notifications into the outbox in its
+//! own transaction (`outbox::record`); the courier of any instance delivers them afterwards,
+//! with retries, so a crash or restart delays a notification but never loses it.
+
+mod address;
+pub mod courier;
+mod email;
+mod handlers;
+pub mod model;
+pub mod outbox;
+mod sign;
+mod webhook_call;
+pub mod webhooks;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::AppState;
+
+pub use courier::Courier;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(handlers::create_webhook, handlers::list_webhooks))
+        .routes(routes!(handlers::delete_webhook))
+        .routes(routes!(handlers::list_deliveries))
+}
