@@ -2,7 +2,7 @@
 //! organizer insight against a real server process (release build) over HTTP and a real
 //! PostgreSQL, the same way as `benches/booking.rs` (embedded cluster unless `DATABASE_URL`).
 //!
-//! Scenarios (`BENCH_ONLY=CHECK-IN|SEARCH|LIVE|STATS` runs one):
+//! Scenarios (`BENCH_ONLY=CHECK-IN|SEARCH|LIVE|STATS|NOTIFY` runs one):
 //! - CHECK-IN: 1,000 bookings of 10 seats on one event, their 10,000 codes fetched as the
 //!   owners, all scanned at 64 connections; then 1,000 of them rescanned with the same nonces
 //!   (replays). Every answer must be 200, check_ins must hold 10,000 rows, and each replay must
@@ -17,9 +17,15 @@
 //! - STATS: an event with 100,000 CONFIRMED bookings (and some CANCELLED and PENDING ones),
 //!   inserted in bulk; `GET /events/:id/stats` at 16 connections, the attendee CSV streamed
 //!   once (must have 100,001 lines), the server's RSS around it; `GET /metrics` render time.
+//! - NOTIFY: HOT without a webhook, with one (a receiver in this process hears every booking),
+//!   and without again; the outbox backlog when the run ends and the deliveries per second.
+//!   Every booking must be delivered once (`benches/features/notify.rs`).
 //!
 //! Targets (p99s, throughput, RSS) are reported, not enforced; the correctness checks make the
 //! bench exit non-zero, after the table. Writes target/bench/features.json.
+
+#[path = "features/notify.rs"]
+mod notify;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -207,11 +213,12 @@ async fn run() -> anyhow::Result<Vec<String>> {
 
     let mut report = Report::default();
     let mut durations = serde_json::Map::new();
-    let scenarios: [(&str, Scenario); 4] = [
+    let scenarios: [(&str, Scenario); 5] = [
         ("CHECK-IN", Scenario::CheckIn),
         ("SEARCH", Scenario::Search),
         ("LIVE", Scenario::Live),
         ("STATS", Scenario::Stats),
+        ("NOTIFY", Scenario::Notify),
     ];
     for (name, scenario) in scenarios {
         if !wanted(name) {
@@ -225,6 +232,7 @@ async fn run() -> anyhow::Result<Vec<String>> {
             Scenario::Search => search(&ctx, &mut report).await,
             Scenario::Live => live(&ctx, &mut report).await,
             Scenario::Stats => stats(&ctx, &mut report).await,
+            Scenario::Notify => notify::notify(&ctx, &mut report).await,
         };
         if let Err(error) = result {
             report
@@ -282,6 +290,7 @@ enum Scenario {
     Search,
     Live,
     Stats,
+    Notify,
 }
 
 /// What the scenarios share.
@@ -1948,6 +1957,8 @@ impl Server {
             .env("PORT", port.to_string())
             .env("JWT_SECRET", "bench-secret-bench-secret-bench-secret-123")
             .env("RATE_LIMIT_ENABLED", "false")
+            // NOTIFY's receiver listens on 127.0.0.1.
+            .env("WEBHOOK_ALLOW_PRIVATE", "true")
             .env("DB_MAX_CONNECTIONS", pool_size.to_string())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
