@@ -30,6 +30,8 @@ impl fmt::Debug for Secret {
 pub struct Config {
     /// `None` means "start the embedded local PostgreSQL".
     pub database_url: Option<Secret>,
+    /// A streaming replica for public reads (`DATABASE_READ_URL`); `None`: the primary only.
+    pub database_read_url: Option<Secret>,
     pub db_max_connections: u32,
     pub db_acquire_timeout: Duration,
     pub jwt_secret: Secret,
@@ -63,6 +65,8 @@ pub struct NotifyConfig {
     /// `smtp://host:port` or `smtps://user:password@host:port`; `None`: no emails.
     pub smtp_url: Option<Secret>,
     pub mail_from: String,
+    /// This instance delivers (`NOTIFY_WORKER`, default on); off, it only writes the outbox.
+    pub worker: bool,
 }
 
 pub const DEFAULT_RETRY_SCHEDULE: &str = "5,30,120,900,3600,14400,43200";
@@ -105,6 +109,12 @@ impl Config {
         };
         Ok(Self {
             database_url: get("DATABASE_URL").map(Secret::new),
+            database_read_url: match get("DATABASE_READ_URL") {
+                Some(url) if url.parse::<sqlx::postgres::PgConnectOptions>().is_err() => {
+                    bail!("DATABASE_READ_URL is not a valid PostgreSQL URL")
+                }
+                url => url.map(Secret::new),
+            },
             db_max_connections: parse_or("DB_MAX_CONNECTIONS", &get, 16)?,
             db_acquire_timeout: Duration::from_secs(parse_or("DB_ACQUIRE_TIMEOUT_SECS", &get, 3)?),
             jwt_secret,
@@ -134,6 +144,7 @@ impl Config {
                 )?,
                 allow_private: parse_switch("WEBHOOK_ALLOW_PRIVATE", &get, false)?,
                 smtp_url: get("SMTP_URL").map(Secret::new),
+                worker: parse_switch("NOTIFY_WORKER", &get, true)?,
                 mail_from: get("MAIL_FROM")
                     .unwrap_or_else(|| "Event Booking <no-reply@localhost>".to_string()),
             },

@@ -20,11 +20,17 @@ pub struct Health {
     /// `up` or `down`.
     #[schema(example = "up")]
     pub database: &'static str,
+    /// With `DATABASE_READ_URL` only: `up`, or `down` (public reads then use the primary).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "up")]
+    pub replica: Option<&'static str>,
 }
 
 /// Health check
 ///
-/// Pings the database. 503 with `"database": "down"` when PostgreSQL cannot be reached.
+/// Pings the database. 503 with `"database": "down"` when PostgreSQL cannot be reached. With a
+/// read replica configured, `replica` says whether it answers (a replica that is down is no
+/// outage: reads fall back to the primary).
 #[utoipa::path(
     get, path = "/health", tag = "health",
     responses(
@@ -50,10 +56,16 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Health>)
             Json(Health {
                 status: "ok",
                 database: "up",
+                replica: replica(&state).await,
             }),
         ),
         Err(error) => down(&error),
     }
+}
+
+async fn replica(state: &AppState) -> Option<&'static str> {
+    let up = state.reads.replica_up().await?;
+    Some(if up { "up" } else { "down" })
 }
 
 fn down(why: &str) -> (StatusCode, Json<Health>) {
@@ -63,6 +75,7 @@ fn down(why: &str) -> (StatusCode, Json<Health>) {
         Json(Health {
             status: "error",
             database: "down",
+            replica: None,
         }),
     )
 }

@@ -19,6 +19,9 @@ pub fn spawn_background(state: &AppState) -> anyhow::Result<()> {
     tokio::spawn(idempotency::sweep_hourly(state.db.clone()));
     tokio::spawn(feed::listen(state.db.clone(), state.live.clone()));
     tokio::spawn(shared::read_published(state.db.clone(), state.live.clone()));
-    tokio::spawn(courier.run());
+    if state.config.notify.worker {
+        tokio::spawn(courier.run());
+    }
+    tokio::spawn(state.reads.clone().watch());
     Ok(())
 }

@@ -7,6 +7,7 @@ use sqlx::PgPool;
 use crate::auth::jwt::JwtKeys;
 use crate::bookings::BookingLanes;
 use crate::config::Config;
+use crate::db::reads::Reads;
 use crate::limits::Limits;
 use crate::live::Live;
 use crate::readiness::Readiness;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub tickets: Arc<TicketKeys>,
     /// The change feed and the open live streams.
     pub live: Live,
+    /// Where public reads go: the replica of `DATABASE_READ_URL` while it answers.
+    pub reads: Reads,
 }
 
 impl AppState {
@@ -43,6 +46,16 @@ impl AppState {
             ready: Readiness::ready(),
             tickets: Arc::new(TicketKeys::new(config.ticket_signing_key.clone())),
             live: Live::new(config.live_max_streams),
+            reads: match config
+                .database_read_url
+                .as_ref()
+                .and_then(|url| url.expose().parse().ok())
+            {
+                Some(replica) => {
+                    Reads::with_replica(db.clone(), replica, config.db_max_connections)
+                }
+                None => Reads::primary(db.clone()),
+            },
             db,
             jwt: Arc::new(jwt),
             config: Arc::new(config),

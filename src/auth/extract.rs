@@ -46,6 +46,10 @@ impl MaybeAuthUser {
     pub fn id(&self) -> Option<i32> {
         self.0.map(|user| user.id)
     }
+
+    pub fn is_organizer(&self) -> bool {
+        self.0.is_some_and(|user| user.role == Role::Organizer)
+    }
 }
 
 impl FromRequestParts<AppState> for MaybeAuthUser {

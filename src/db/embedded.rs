@@ -66,6 +66,65 @@ impl EmbeddedPostgres {
         if !data_dir.join("PG_VERSION").exists() {
             init_cluster(&bin_dir, &data_dir, &password_file, owner, options)?;
         }
+        Self::boot(&bin_dir, data_dir, owner, options).await
+    }
+
+    /// A streaming replica of `primary` (PostgreSQL's own replication: a base backup with
+    /// `standby.signal`, then WAL streamed from the primary), read-only, on a port of its own.
+    /// Started again on an existing data directory, it resumes streaming.
+    pub async fn start_replica(
+        primary: &EmbeddedPostgres,
+        data_dir: &Path,
+        options: ClusterOptions,
+    ) -> anyhow::Result<Self> {
+        let bin_dir = find_bin_dir().context("PostgreSQL server binaries not found")?;
+        let owner = cluster_owner()?;
+        let data_dir = std::path::absolute(data_dir).context("resolving the data directory")?;
+        if !data_dir.join("PG_VERSION").exists() {
+            fs::create_dir_all(&data_dir)?;
+            fs::set_permissions(&data_dir, fs::Permissions::from_mode(0o700))?;
+            chown(&data_dir, owner)?;
+            let output = owned_command(bin_dir.join("pg_basebackup"), owner)
+                .arg("-D")
+                .arg(&data_dir)
+                .args([
+                    "-R",
+                    "-X",
+                    "stream",
+                    "--checkpoint=fast",
+                    "-h",
+                    "127.0.0.1",
+                    "-U",
+                    SUPERUSER,
+                ])
+                .args(["-p", &primary.port.to_string()])
+                .env("PGPASSWORD", &primary.password)
+                .stdin(Stdio::null())
+                .output()
+                .context("running pg_basebackup")?;
+            if !output.status.success() {
+                let _ = fs::remove_dir_all(&data_dir);
+                bail!(
+                    "pg_basebackup failed: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                );
+            }
+            let password_file = sibling(&data_dir, "password");
+            fs::write(&password_file, &primary.password)?;
+            fs::set_permissions(&password_file, fs::Permissions::from_mode(0o600))?;
+            chown(&password_file, owner)?;
+        }
+        Self::boot(&bin_dir, data_dir, owner, options).await
+    }
+
+    /// Starts the postmaster of an initialized data directory (or attaches to a running one).
+    async fn boot(
+        bin_dir: &Path,
+        data_dir: PathBuf,
+        owner: Owner,
+        options: ClusterOptions,
+    ) -> anyhow::Result<Self> {
+        let password_file = sibling(&data_dir, "password");
         let password = fs::read_to_string(&password_file)
             .with_context(|| format!("reading {}", password_file.display()))?
             .trim()
@@ -78,7 +137,7 @@ impl EmbeddedPostgres {
             None => free_port()?,
         };
         let log_path = sibling(&data_dir, "log");
-        let (pid, exited) = spawn_postmaster(&bin_dir, &data_dir, &log_path, port, owner, options)?;
+        let (pid, exited) = spawn_postmaster(bin_dir, &data_dir, &log_path, port, owner, options)?;
         let mut cluster = Self {
             data_dir,
             port,
@@ -253,10 +312,18 @@ fn find_bin_dir() -> Option<PathBuf> {
         })
         .collect();
     versioned.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
-    from_path
+    let found = from_path
         .chain(from_pg_config)
         .chain(versioned.into_iter().map(|(_, dir)| dir))
-        .find(|dir| has_server(dir))
+        .find(|dir| has_server(dir))?;
+    // The directory the binaries really live in (PATH may hold symlinks to only a few of
+    // them), where the client tools such as pg_basebackup are too.
+    Some(
+        fs::canonicalize(found.join("postgres"))
+            .ok()
+            .and_then(|real| real.parent().map(Path::to_path_buf))
+            .unwrap_or(found),
+    )
 }
 
 /// The (uid, gid) to run PostgreSQL as: `None` means "as ourselves"; root runs it as `postgres`.

@@ -2,6 +2,7 @@
 
 pub mod commit;
 pub mod embedded;
+pub mod reads;
 
 use std::time::Duration;
 

@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use sqlx::PgPool;
 
 use super::model::{
     CreateEventRequest, EventDeleted, EventListParams, EventStatus, EventView, MyEventsParams,
@@ -38,7 +39,15 @@ pub async fn list_events(
     QueryParams(params): QueryParams<EventListParams>,
 ) -> Result<Json<Paginated<EventView>>> {
     let (query, page) = EventQuery::parse(&params, viewer.id())?;
-    let (data, meta) = search::list(&state.db, &query, page).await?;
+    let read = |db: PgPool| {
+        let query = &query;
+        async move { search::list(&db, query, page).await }
+    };
+    let (data, meta) = if viewer.is_organizer() {
+        read(state.db.clone()).await?
+    } else {
+        state.reads.run(read).await?
+    };
     Ok(Json(Paginated { data, meta }))
 }
 
@@ -61,7 +70,13 @@ pub async fn get_event(
     viewer: MaybeAuthUser,
     IdPath(id): IdPath,
 ) -> Result<Json<EventView>> {
-    Ok(Json(service::view(&state.db, id, viewer.id()).await?))
+    // An organizer reads from the primary: their own events as they just left them.
+    if viewer.is_organizer() {
+        return Ok(Json(service::view(&state.db, id, viewer.id()).await?));
+    }
+    let viewer = viewer.id();
+    let read = |db: PgPool| async move { service::view(&db, id, viewer).await };
+    Ok(Json(state.reads.run(read).await?))
 }
 
 /// Create an event (ORGANIZER)

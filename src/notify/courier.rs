@@ -1,12 +1,14 @@
 //! The delivery worker every instance runs: claim due notifications, make each attempt
 //! (webhook or email) concurrently, record what came of it. Polls four times a second and,
-//! with a backlog, drains it batch after batch without waiting.
+//! with a backlog, drains it batch after batch without waiting. `NOTIFY_WORKER=false` keeps an
+//! instance out of it (e.g. API instances, with delivery left to dedicated ones).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use sqlx::PgPool;
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::email::Mailer;
@@ -15,8 +17,9 @@ use super::webhook_call;
 use crate::config::NotifyConfig;
 
 const POLL: Duration = Duration::from_millis(250);
-/// Attempts claimed (and made concurrently) at a time by one instance.
-const BATCH: i64 = 64;
+/// Attempts claimed (and made concurrently) at a time, and batches in flight, per instance.
+const BATCH: i64 = 128;
+const IN_FLIGHT: usize = 4;
 /// How often the pending-notifications gauge is recounted.
 const GAUGE_EVERY: Duration = Duration::from_secs(5);
 
@@ -46,20 +49,39 @@ impl Courier {
         })
     }
 
-    /// Delivers for the life of the server.
+    /// Delivers for the life of the server: a new batch is claimed while earlier ones are still
+    /// being sent (up to `IN_FLIGHT`), so one slow receiver does not hold every other one up.
     pub async fn run(self) {
+        let slots = Arc::new(Semaphore::new(IN_FLIGHT));
         let mut every = tokio::time::interval_at(tokio::time::Instant::now() + POLL, POLL);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut counted = Instant::now() - GAUGE_EVERY;
         loop {
             every.tick().await;
             loop {
-                match self.round().await {
-                    Ok(n) if n as i64 == BATCH => continue,
-                    Ok(_) => {}
-                    Err(error) => tracing::debug!(%error, "notification round failed"),
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                let claim = Uuid::new_v4();
+                let with_email = self.mailer.is_some();
+                let batch = match outbox::claim(&self.db, claim, BATCH, with_email).await {
+                    Ok(batch) => batch,
+                    Err(error) => {
+                        tracing::debug!(%error, "claiming notifications failed");
+                        break;
+                    }
+                };
+                let full = batch.len() as i64 == BATCH;
+                if !batch.is_empty() {
+                    let courier = self.clone();
+                    tokio::spawn(async move {
+                        courier.deliver(claim, batch).await;
+                        drop(slot);
+                    });
                 }
-                break;
+                if !full {
+                    break;
+                }
             }
             if counted.elapsed() >= GAUGE_EVERY {
                 counted = Instant::now();
@@ -70,16 +92,46 @@ impl Courier {
         }
     }
 
-    /// One batch: returns how many attempts it made.
-    pub async fn round(&self) -> crate::error::Result<usize> {
-        let claim = Uuid::new_v4();
-        let batch = outbox::claim(&self.db, claim, BATCH, self.mailer.is_some()).await?;
-        join_all(batch.iter().map(|attempt| self.attempt(attempt, claim))).await;
-        Ok(batch.len())
+    /// Makes every attempt of a batch at once, then records them in one statement.
+    async fn deliver(&self, claim: Uuid, batch: Vec<Claimed>) {
+        let outcomes = join_all(batch.iter().map(|attempt| self.attempt(attempt))).await;
+        let attempts: Vec<(&Claimed, Outcome)> = batch.iter().zip(outcomes).collect();
+        match outbox::settle(&self.db, claim, &attempts, &self.schedule).await {
+            Ok(settled) => {
+                if settled.len() < attempts.len() {
+                    tracing::warn!(
+                        lapsed = attempts.len() - settled.len(),
+                        "notification claims lapsed mid-attempt"
+                    );
+                }
+                for (id, status) in settled {
+                    let channel =
+                        attempts
+                            .iter()
+                            .find(|(a, _)| a.id == id)
+                            .map_or("webhook", |(a, _)| {
+                                if a.channel == "EMAIL" {
+                                    "email"
+                                } else {
+                                    "webhook"
+                                }
+                            });
+                    let result = match status.as_str() {
+                        "DELIVERED" => "delivered",
+                        "FAILED" => "failed",
+                        _ => "retry",
+                    };
+                    metrics::counter!("notification_attempts_total", "channel" => channel, "result" => result)
+                        .increment(1);
+                }
+            }
+            // Unrecorded: the leases lapse and the attempts are made again (at least once).
+            Err(error) => tracing::warn!(%error, "recording notification attempts failed"),
+        }
     }
 
-    async fn attempt(&self, attempt: &Claimed, claim: Uuid) {
-        let outcome = match (attempt.channel.as_str(), &self.mailer) {
+    async fn attempt(&self, attempt: &Claimed) -> Outcome {
+        match (attempt.channel.as_str(), &self.mailer) {
             ("EMAIL", Some(mailer)) => mailer.send(attempt).await,
             ("EMAIL", None) => Outcome {
                 delivered: false,
@@ -87,27 +139,6 @@ impl Courier {
                 error: Some("SMTP_URL is not set on the instance that tried".into()),
             },
             _ => webhook_call::send(&self.http, attempt, self.allow_private).await,
-        };
-        match outbox::settle(&self.db, attempt, claim, &outcome, &self.schedule).await {
-            Ok(Some(status)) => {
-                let channel = if attempt.channel == "EMAIL" {
-                    "email"
-                } else {
-                    "webhook"
-                };
-                let result = match status {
-                    "DELIVERED" => "delivered",
-                    "FAILED" => "failed",
-                    _ => "retry",
-                };
-                metrics::counter!("notification_attempts_total", "channel" => channel, "result" => result)
-                    .increment(1);
-            }
-            Ok(None) => {
-                tracing::warn!(id = %attempt.id, "a notification's claim lapsed mid-attempt")
-            }
-            // Unrecorded: the lease lapses and the attempt is made again (at least once).
-            Err(error) => tracing::warn!(%error, id = %attempt.id, "recording an attempt failed"),
         }
     }
 }

@@ -166,40 +166,59 @@ pub struct Outcome {
     pub error: Option<String>,
 }
 
-/// Records an attempt: DELIVERED; or due again after the schedule's next delay; or FAILED after
-/// the last. Only the claim that made the attempt may record it (a lapsed lease may have been
-/// taken over). Returns the status written, if it was.
-pub async fn settle(
-    db: &PgPool,
-    attempt: &Claimed,
-    claim: Uuid,
-    outcome: &Outcome,
-    schedule: &[u64],
-) -> Result<Option<&'static str>> {
+/// The status an attempt leaves its notification in, and the delay before the next attempt:
+/// DELIVERED; or due again after the schedule's next delay; or FAILED after the last.
+pub fn next_status(attempt: &Claimed, outcome: &Outcome, schedule: &[u64]) -> (&'static str, u64) {
     let retry_in = usize::try_from(attempt.attempts - 1)
         .ok()
         .and_then(|n| schedule.get(n));
-    let status = match (outcome.delivered, retry_in) {
-        (true, _) => "DELIVERED",
-        (false, Some(_)) => "PENDING",
-        (false, None) => "FAILED",
-    };
-    let written = sqlx::query(
-        "UPDATE notifications SET status = $3, last_status_code = $4, last_error = $5, \
-                next_attempt_at = CASE WHEN $3 = 'PENDING' \
-                                       THEN now() + make_interval(secs => $6) END, \
-                delivered_at = CASE WHEN $3 = 'DELIVERED' THEN now() END, claim = NULL \
-         WHERE id = $1 AND claim = $2",
+    match (outcome.delivered, retry_in) {
+        (true, _) => ("DELIVERED", 0),
+        (false, Some(delay)) => ("PENDING", *delay),
+        (false, None) => ("FAILED", 0),
+    }
+}
+
+/// Records the attempts of one claim, in one statement. Only the claim that made an attempt may
+/// record it (a lapsed lease may have been taken over). Returns the statuses written, by id.
+pub async fn settle(
+    db: &PgPool,
+    claim: Uuid,
+    attempts: &[(&Claimed, Outcome)],
+    schedule: &[u64],
+) -> Result<Vec<(Uuid, String)>> {
+    let mut ids = Vec::with_capacity(attempts.len());
+    let mut statuses = Vec::with_capacity(attempts.len());
+    let mut codes = Vec::with_capacity(attempts.len());
+    let mut errors = Vec::with_capacity(attempts.len());
+    let mut delays = Vec::with_capacity(attempts.len());
+    for (attempt, outcome) in attempts {
+        let (status, delay) = next_status(attempt, outcome, schedule);
+        ids.push(attempt.id);
+        statuses.push(status);
+        codes.push(outcome.status_code);
+        errors.push(outcome.error.clone());
+        delays.push(delay as f64);
+    }
+    Ok(sqlx::query_as(
+        "UPDATE notifications n SET status = x.status, last_status_code = x.code, \
+                last_error = x.error, \
+                next_attempt_at = CASE WHEN x.status = 'PENDING' \
+                                       THEN now() + make_interval(secs => x.delay) END, \
+                delivered_at = CASE WHEN x.status = 'DELIVERED' THEN now() END, claim = NULL \
+         FROM UNNEST($1::uuid[], $2::text[], $3::integer[], $4::text[], $5::float8[]) \
+              AS x(id, status, code, error, delay) \
+         WHERE n.id = x.id AND n.claim = $6 \
+         RETURNING n.id, n.status",
     )
-    .bind(attempt.id)
+    .bind(&ids)
+    .bind(&statuses)
+    .bind(&codes)
+    .bind(&errors)
+    .bind(&delays)
     .bind(claim)
-    .bind(status)
-    .bind(outcome.status_code)
-    .bind(outcome.error.as_deref())
-    .bind(retry_in.copied().unwrap_or(0) as f64)
-    .execute(db)
-    .await?;
-    Ok((written.rows_affected() == 1).then_some(status))
+    .fetch_all(db)
+    .await?)
 }
 
 /// Notifications waiting for an attempt (for the metrics gauge): the partial index holds them.

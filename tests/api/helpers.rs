@@ -176,7 +176,17 @@ impl TestApp {
 
     /// A server on a pool of the caller's (e.g. to a cluster the test stops and restarts).
     pub async fn with_pool(db: PgPool, db_options: PgConnectOptions, database_url: String) -> Self {
-        Self::start_server(db.clone(), &[])
+        Self::with_pool_and(db, db_options, database_url, &[]).await
+    }
+
+    /// `with_pool`, with extra configuration.
+    pub async fn with_pool_and(
+        db: PgPool,
+        db_options: PgConnectOptions,
+        database_url: String,
+        settings: &[(&str, &str)],
+    ) -> Self {
+        Self::start_server(db.clone(), settings)
             .await
             .with_db(db, db_options, database_url)
     }

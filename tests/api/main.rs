@@ -16,6 +16,7 @@ mod ops;
 mod outage;
 mod qr;
 mod races;
+mod replica;
 mod search;
 mod seed;
 mod ticket_types;

@@ -385,19 +385,16 @@ async fn bookings_race_with_cancellations_and_seat_edits() {
 
 /// Strict: exact messages, the CONFIRMED rows are exactly the 201s, one version per 201, a
 /// sold-out answer means the event really sold out, and no "high demand" at all: the lanes of
-/// the two instances take turns on the event's advisory lock instead of racing.
+/// the three instances take turns on the event's advisory lock instead of racing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_instances_on_one_database_share_a_hot_event() {
+async fn three_instances_on_one_database_share_a_hot_event() {
     let app = TestApp::spawn().await;
-    let second = app.another_instance().await;
-    let (_, event_id) = published_event(&app, 120).await;
+    let instances = [&app, &app.another_instance().await, &app.another_instance().await];
+    let (_, event_id) = published_event(&app, 200).await;
     let tokens = users(&app, 20).await;
     let initial_version = version_of(&app, event_id).await;
-    let requests = (0..240)
-        .map(|n| {
-            let instance = if n % 2 == 0 { &app } else { &second };
-            book_request(instance, &tokens[n % tokens.len()], event_id)
-        })
+    let requests = (0..300)
+        .map(|n| book_request(instances[n % 3], &tokens[n % tokens.len()], event_id))
         .collect();
     let results = race(requests).await;
 
@@ -407,14 +404,14 @@ async fn two_instances_on_one_database_share_a_hot_event() {
         "race 4: {confirmed} confirmed, {sold_out} × 409 sold out, {high_demand} × 409 high demand"
     );
     assert_eq!(high_demand, 0, "instances coordinate through the database");
-    assert_eq!((confirmed, sold_out), (120, 120));
+    assert_eq!((confirmed, sold_out), (200, 100));
     assert_invariant(&app, event_id).await;
     assert_confirmed_rows(&app, event_id, references_of_201s(&results)).await;
     let (total, available, booked, version) = seat_state(&app, event_id).await;
     assert_eq!(booked, confirmed as i64, "one seat per 201");
     if sold_out > 0 {
         // Nothing gives seats back in this race: once one was refused, all were gone.
-        assert_eq!((total, available), (120, 0), "{sold_out} × sold out");
+        assert_eq!((total, available), (200, 0), "{sold_out} × sold out");
     }
     assert_eq!(
         version,
