@@ -11,7 +11,10 @@
 //! - MIXED (at 64 and 256): bookings, holds, confirms and cancels of one event with two ticket
 //!   types, each user worker touching only its own bookings, and one organizer worker per 64
 //!   connections resizing a ticket type back to back; compared with HOT runs right before and after it;
-//! - OVERLOAD: 2,000 connections on one hot event, against a server with a pool of 4.
+//! - OVERLOAD: 2,000 connections on one hot event, against a server with a pool of 4;
+//! - THREE INSTANCES: `scripts/cluster.sh` (primary, streaming replica, three instances, nginx)
+//!   started on free ports; HOT at 256 through nginx against HOT at 256 on one of its instances
+//!   directly (`benches/booking/three.rs`). Needs nginx.
 //!
 //! The baseline is the booking protocol of API.md in the bench's own SQL, one booking per
 //! transaction (read the event with its version and its ticket types, validate, version-checked
@@ -23,11 +26,14 @@
 //!
 //! Prints a table and writes `target/bench/booking.json`. Uses `DATABASE_URL` when set, else an
 //! embedded PostgreSQL in `target/bench/postgres` (recreated each run). `BENCH_ONLY=HOT` (or
-//! HOT-TYPES, SPREAD, SELLOUT, TWO, MIXED, OVERLOAD) runs one scenario; `BENCH_NO_LANES=1` starts
+//! HOT-TYPES, SPREAD, SELLOUT, TWO, MIXED, OVERLOAD, THREE) runs one scenario; `BENCH_NO_LANES=1` starts
 //! the servers with `BOOKING_LANES=false`. `BENCH_BEFORE_BIN=<server binary>` (embedded database
 //! only) also measures another build of the server, e.g. of an earlier commit, on a database of
 //! its own: every HOT, SPREAD and SELLOUT row gets an HTTP run of that server right after its
 //! own, and a table of the two side by side.
+
+#[path = "booking/three.rs"]
+mod three;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -404,6 +410,25 @@ async fn run() -> anyhow::Result<Vec<String>> {
         peak_rss_kb = peak_rss_kb.max(second.peak_rss_kb());
     }
 
+    let mut three_note = None;
+    if wanted("THREE") {
+        let result = three::three_instances(&api.client, lanes).await?;
+        let ratio = result.three.per_sec / result.one.per_sec.max(1e-9);
+        three_note =
+            Some(format!(
+            "THREE INSTANCES at 256: {:.0} bookings/s through nginx vs {:.0}/s on one instance of \
+             the same cluster directly = {ratio:.2}× (target ≥ {:.1}×: {}); {} high-demand 409s",
+            result.three.per_sec,
+            result.one.per_sec,
+            three::THREE_MIN_RATIO,
+            if ratio >= three::THREE_MIN_RATIO { "met" } else { "not met" },
+            result.three.high_demand
+        ));
+        violations.extend(result.violations);
+        report.push(Row::new("ONE OF THE CLUSTER", 256, result.one, None));
+        report.push(Row::new("THREE INSTANCES", 256, result.three, None));
+    }
+
     let mut mixed = Vec::new();
     for &level in MIXED_LEVELS.iter().filter(|_| wanted("MIXED")) {
         // The HOT figure MIXED is compared with: the mean of a HOT run right before it and one
@@ -519,6 +544,9 @@ async fn run() -> anyhow::Result<Vec<String>> {
     };
     print_table(&header, &report, &mixed, overload.as_ref(), &violations);
     print_compared(&compared);
+    if let Some(note) = &three_note {
+        println!("\n{note}");
+    }
     let json = json!({
         "machine": machine(),
         "loadAverage1m": { "start": header.load.0, "end": header.load.1 },

@@ -389,7 +389,11 @@ async fn bookings_race_with_cancellations_and_seat_edits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_instances_on_one_database_share_a_hot_event() {
     let app = TestApp::spawn().await;
-    let instances = [&app, &app.another_instance().await, &app.another_instance().await];
+    let instances = [
+        &app,
+        &app.another_instance().await,
+        &app.another_instance().await,
+    ];
     let (_, event_id) = published_event(&app, 200).await;
     let tokens = users(&app, 20).await;
     let initial_version = version_of(&app, event_id).await;
