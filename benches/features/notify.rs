@@ -91,9 +91,13 @@ pub(super) async fn notify(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()>
     };
     let booked = |run: &Run| run.samples.iter().filter(|s| s.status == 201).count();
     let pending = || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM notifications WHERE status = 'PENDING'")
-            .fetch_one(&ctx.db)
-            .await
+        // Waiting: notifications not yet delivered, and changes not yet expanded into them.
+        sqlx::query_scalar::<_, i64>(
+            "SELECT (SELECT count(*) FROM notifications WHERE status = 'PENDING') \
+                  + (SELECT COALESCE(sum(cardinality(booking_ids)), 0) FROM notification_batches)",
+        )
+        .fetch_one(&ctx.db)
+        .await
     };
     step("NOTIFY: HOT without a webhook");
     let before = hot_run(plain_event).await;

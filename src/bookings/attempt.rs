@@ -164,14 +164,33 @@ pub async fn prepare_group(
             .collect();
         return finish(tx, ops, outcomes, false, true).await;
     }
-    let Some(written) =
-        writes::write(&mut tx, &event, ops, &effects, &available, hold_seconds).await?
+    let notify = if event.has_webhooks || settings.email {
+        let summary = outbox::EventSummary {
+            id: event.id,
+            title: &event.title,
+            event_date: event.event_date,
+        };
+        Some(outbox::Notify::new(
+            event.organizer_id,
+            &summary,
+            settings.email,
+        )?)
+    } else {
+        None
+    };
+    let Some(written) = writes::write(
+        &mut tx,
+        &event,
+        ops,
+        &effects,
+        &available,
+        hold_seconds,
+        notify.as_ref(),
+    )
+    .await?
     else {
         return Ok(Attempt::Lost);
     };
-    if event.has_webhooks || settings.email {
-        notify(&mut tx, &event, &effects, &written, settings.email).await?;
-    }
     let outcomes = answers(&event, ops, refusals, &effects, written);
     finish(tx, ops, outcomes, true, true).await
 }
@@ -419,37 +438,6 @@ fn answers(
             }
         })
         .collect()
-}
-
-/// Writes the notifications of the group's changes into the outbox, in its transaction.
-async fn notify(
-    tx: &mut Transaction<'_, Postgres>,
-    event: &EventState,
-    effects: &[Effect],
-    written: &Written,
-    email: bool,
-) -> Result<()> {
-    let mut new_rows = written.inserted.iter();
-    let mut changes = Vec::new();
-    for effect in effects {
-        let (before, booking) = match effect {
-            Effect::Insert { .. } => (None, new_rows.next()),
-            Effect::Status {
-                booking_id, from, ..
-            } => (Some(*from), written.changed.get(booking_id)),
-        };
-        if let Some(booking) = booking {
-            if let Some(kind) = outbox::kind_of(before, booking.status) {
-                changes.push(outbox::Change { kind, booking });
-            }
-        }
-    }
-    let summary = outbox::EventSummary {
-        id: event.id,
-        title: &event.title,
-        event_date: event.event_date,
-    };
-    outbox::record(tx, event.organizer_id, &summary, &changes, email).await
 }
 
 /// Records the outcome of every held key in the transaction, and hands it over for COMMIT if

@@ -13,6 +13,7 @@ use super::job::{BookingRequest, Op};
 use super::model::{Booking, BookingStatus, BOOKING_COLUMNS};
 use super::rules::EventState;
 use crate::error::Result;
+use crate::notify::outbox::{self, Notify, CHANGED_BOOKING_KIND, NEW_BOOKING_KIND};
 
 /// The rows the writes returned: new bookings by reference, changed ones by id.
 pub(super) struct Written {
@@ -29,6 +30,7 @@ pub(super) async fn write(
     effects: &[Effect],
     available: &[i32],
     hold_seconds: i32,
+    notify: Option<&Notify>,
 ) -> Result<Option<Written>> {
     // Every booking, cancel and expiry counts as one change of the event, as if one by one.
     let changes = effects
@@ -72,7 +74,7 @@ pub(super) async fn write(
             &inserts,
             (changes, delta),
             (&type_ids, &type_deltas),
-            hold_seconds,
+            (hold_seconds, notify),
         )
         .await?;
         if rows.is_empty() {
@@ -80,7 +82,7 @@ pub(super) async fn write(
         }
         inserted = rows;
     }
-    let changed = change_statuses(tx, effects).await?;
+    let changed = change_statuses(tx, effects, notify).await?;
     let expected = effects
         .iter()
         .filter(|e| matches!(e, Effect::Status { .. }))
@@ -136,7 +138,7 @@ async fn take_seats_and_insert(
     inserts: &[(usize, usize)],
     (changes, delta): (i64, i32),
     (type_ids, type_deltas): (&[i32], &[i32]),
-    hold_seconds: i32,
+    (hold_seconds, notify): (i32, Option<&Notify>),
 ) -> Result<Vec<Booking>> {
     let requests: Vec<(&BookingRequest, usize)> = inserts
         .iter()
@@ -154,8 +156,7 @@ async fn take_seats_and_insert(
         .collect();
     let holds: Vec<bool> = requests.iter().map(|(r, _)| r.hold).collect();
     let references: Vec<Uuid> = requests.iter().map(|_| Uuid::new_v4()).collect();
-    let sql = format!(
-        "WITH taken AS ( \
+    let insert = "WITH taken AS ( \
              UPDATE events SET available_seats = available_seats + $3, \
                     version = version + $4, updated_at = now() \
              WHERE id = $1 AND version = $2 RETURNING id), \
@@ -173,10 +174,9 @@ async fn take_seats_and_insert(
                 CASE WHEN t.hold THEN NULL ELSE now() END \
          FROM taken, UNNEST($7::integer[], $8::integer[], $9::integer[], $10::bigint[], \
                             $11::uuid[], $12::boolean[]) \
-              AS t(user_id, type_id, seats, price, reference, hold) \
-         RETURNING {BOOKING_COLUMNS}"
-    );
-    let mut rows = sqlx::query_as::<_, Booking>(&sql)
+              AS t(user_id, type_id, seats, price, reference, hold)";
+    let sql = with_notifications(insert, notify.is_some(), NEW_BOOKING_KIND, 14);
+    let query = sqlx::query_as::<_, Booking>(&sql)
         .bind(event.id)
         .bind(event.version)
         .bind(delta)
@@ -189,9 +189,8 @@ async fn take_seats_and_insert(
         .bind(&prices)
         .bind(&references)
         .bind(&holds)
-        .bind(f64::from(hold_seconds))
-        .fetch_all(&mut **tx)
-        .await?;
+        .bind(f64::from(hold_seconds));
+    let mut rows = bind_notify(query, notify).fetch_all(&mut **tx).await?;
     // RETURNING's order is not promised: put the rows back in request order.
     rows.sort_by_key(|row| references.iter().position(|r| *r == row.booking_reference));
     Ok(rows)
@@ -202,6 +201,7 @@ async fn take_seats_and_insert(
 async fn change_statuses(
     tx: &mut Transaction<'_, Postgres>,
     effects: &[Effect],
+    notify: Option<&Notify>,
 ) -> Result<HashMap<i32, Booking>> {
     let mut ids = Vec::new();
     let mut from = Vec::new();
@@ -222,21 +222,53 @@ async fn change_statuses(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows = sqlx::query_as::<_, Booking>(&format!(
-        "UPDATE bookings AS b SET status = x.to_status::booking_status, expires_at = NULL, \
+    let update = "UPDATE bookings AS b SET status = x.to_status::booking_status, \
+                expires_at = NULL, \
                 confirmed_at = CASE WHEN x.to_status = 'CONFIRMED' THEN now() \
                                     ELSE b.confirmed_at END, \
                 updated_at = now() \
          FROM UNNEST($1::integer[], $2::text[], $3::text[]) AS x(id, from_status, to_status) \
-         WHERE b.id = x.id AND b.status = x.from_status::booking_status \
-         RETURNING {BOOKING_COLUMNS}"
-    ))
-    .bind(&ids)
-    .bind(&from)
-    .bind(&to)
-    .fetch_all(&mut **tx)
-    .await?;
+         WHERE b.id = x.id AND b.status = x.from_status::booking_status";
+    let sql = with_notifications(update, notify.is_some(), CHANGED_BOOKING_KIND, 4);
+    let query = sqlx::query_as::<_, Booking>(&sql)
+        .bind(&ids)
+        .bind(&from)
+        .bind(&to);
+    let rows = bind_notify(query, notify).fetch_all(&mut **tx).await?;
     Ok(rows.into_iter().map(|b| (b.id, b)).collect())
+}
+
+/// `write` (an INSERT or UPDATE of `bookings AS b`, maybe with leading CTEs up to its `WITH`
+/// list's end) returning the booking columns, with the outbox rows of what it changed written
+/// by the same statement (one batch row) when `notify` (parameters from `$first`).
+fn with_notifications(write: &str, notify: bool, kind: &str, first: usize) -> String {
+    if !notify {
+        return format!("{write} RETURNING {BOOKING_COLUMNS}");
+    }
+    // An INSERT may come with CTEs of its own (`WITH taken AS (...), types AS (...)`): the
+    // changed rows become one more CTE of that list.
+    let (ctes, statement) = match write.find(" INSERT INTO bookings") {
+        Some(at) if write.trim_start().starts_with("WITH") => {
+            (format!("{},", &write[..at]), &write[at..])
+        }
+        _ => ("WITH".to_string(), write),
+    };
+    format!(
+        "{ctes} changed AS ({statement} RETURNING b), \
+         outbox AS ({}) \
+         SELECT {BOOKING_COLUMNS} FROM (SELECT (c.b).* FROM changed c) b",
+        outbox::batch_sql("changed", kind, first)
+    )
+}
+
+fn bind_notify<'q, O>(
+    query: sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments>,
+    notify: Option<&'q Notify>,
+) -> sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments> {
+    match notify {
+        Some(n) => query.bind(n.organizer_id).bind(&n.event_json).bind(n.email),
+        None => query,
+    }
 }
 
 fn status_name(status: BookingStatus) -> &'static str {

@@ -11,6 +11,7 @@ use reqwest::Url;
 use crate::error::AppError;
 
 pub const NOT_PUBLIC: &str = "Webhook URL must be a public http(s) address";
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Parses a webhook URL: http or https, with a host. The validation message names the field.
 pub fn parse(raw: &str) -> Option<Url> {
@@ -34,7 +35,13 @@ pub async fn check_public(url: &Url, allow_private: bool) -> Result<(), AppError
         Some(url::Host::Ipv6(ip)) if !is_public(IpAddr::V6(ip)) => Err(refused()),
         Some(url::Host::Domain(name)) => {
             let port = url.port_or_known_default().unwrap_or(80);
-            match tokio::net::lookup_host((name, port)).await {
+            // A resolver that does not answer in time proves nothing either way.
+            let lookup =
+                tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((name, port)));
+            match lookup
+                .await
+                .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+            {
                 Ok(addrs) => {
                     let addrs: Vec<SocketAddr> = addrs.collect();
                     if addrs.iter().any(|a| !is_public(a.ip())) {

@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::email::Mailer;
+use super::expand;
 use super::outbox::{self, Claimed, Outcome};
 use super::webhook_call;
 use crate::config::NotifyConfig;
@@ -58,6 +59,14 @@ impl Courier {
         let mut counted = Instant::now() - GAUGE_EVERY;
         loop {
             every.tick().await;
+            loop {
+                match expand::expand(&self.db).await {
+                    Ok(n) if n as i64 == expand::BATCHES => continue,
+                    Ok(_) => {}
+                    Err(error) => tracing::debug!(%error, "expanding notification batches failed"),
+                }
+                break;
+            }
             loop {
                 let Ok(slot) = slots.clone().acquire_owned().await else {
                     return;

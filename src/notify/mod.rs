@@ -1,11 +1,13 @@
 //! Notifications (API.md, "Notifications"): organizers' webhooks and emails to the booking's
-//! user, for every booking change. The change writes its notifications into the outbox in its
-//! own transaction (`outbox::record`); the courier of any instance delivers them afterwards,
-//! with retries, so a crash or restart delays a notification but never loses it.
+//! user, for every booking change. The statement that makes a group's changes records them in
+//! the outbox (one batch row, `outbox::batch_sql`); the courier of any instance expands batches
+//! into notifications (`expand`) and delivers those, with retries, so a crash or restart delays
+//! a notification but never loses it.
 
 mod address;
 pub mod courier;
 mod email;
+mod expand;
 mod handlers;
 pub mod model;
 pub mod outbox;
