@@ -180,11 +180,13 @@ pub async fn settle(
     .await?)
 }
 
-/// Notifications waiting for an attempt (for the metrics gauge): the partial index holds them.
+/// Notifications waiting (for the metrics gauge): PENDING ones (the partial index holds them),
+/// and the changes of batches not expanded yet.
 pub async fn pending(db: &PgPool) -> Result<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT count(*) FROM notifications WHERE status = 'PENDING'")
-            .fetch_one(db)
-            .await?,
+    Ok(sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM notifications WHERE status = 'PENDING') \
+              + (SELECT COALESCE(sum(cardinality(booking_ids)), 0) FROM notification_batches)",
     )
+    .fetch_one(db)
+    .await?)
 }
