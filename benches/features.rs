@@ -2,7 +2,7 @@
 //! organizer insight against a real server process (release build) over HTTP and a real
 //! PostgreSQL, the same way as `benches/booking.rs` (embedded cluster unless `DATABASE_URL`).
 //!
-//! Scenarios (`BENCH_ONLY=CHECK-IN|SEARCH|LIVE|STATS|NOTIFY` runs one):
+//! Scenarios (`BENCH_ONLY=CHECK-IN|SEARCH|LIVE|STATS|NOTIFY|METRICS` runs one):
 //! - CHECK-IN: 1,000 bookings of 10 seats on one event, their 10,000 codes fetched as the
 //!   owners, all scanned at 64 connections; then 1,000 of them rescanned with the same nonces
 //!   (replays). Every answer must be 200, check_ins must hold 10,000 rows, and each replay must
@@ -20,10 +20,14 @@
 //! - NOTIFY: HOT without a webhook, with one (a receiver in this process hears every booking),
 //!   and without again; the outbox backlog when the run ends and the deliveries per second.
 //!   Every booking must be delivered once (`benches/features/notify.rs`).
+//! - METRICS: HOT on the bench server (metrics on) and on a second one with
+//!   `METRICS_ENABLED=false`, alternately, twice each (`benches/features/metrics_cost.rs`).
 //!
 //! Targets (p99s, throughput, RSS) are reported, not enforced; the correctness checks make the
 //! bench exit non-zero, after the table. Writes target/bench/features.json.
 
+#[path = "features/metrics_cost.rs"]
+mod metrics_cost;
 #[path = "features/notify.rs"]
 mod notify;
 
@@ -213,12 +217,13 @@ async fn run() -> anyhow::Result<Vec<String>> {
 
     let mut report = Report::default();
     let mut durations = serde_json::Map::new();
-    let scenarios: [(&str, Scenario); 5] = [
+    let scenarios: [(&str, Scenario); 6] = [
         ("CHECK-IN", Scenario::CheckIn),
         ("SEARCH", Scenario::Search),
         ("LIVE", Scenario::Live),
         ("STATS", Scenario::Stats),
         ("NOTIFY", Scenario::Notify),
+        ("METRICS", Scenario::Metrics),
     ];
     for (name, scenario) in scenarios {
         if !wanted(name) {
@@ -233,6 +238,7 @@ async fn run() -> anyhow::Result<Vec<String>> {
             Scenario::Live => live(&ctx, &mut report).await,
             Scenario::Stats => stats(&ctx, &mut report).await,
             Scenario::Notify => notify::notify(&ctx, &mut report).await,
+            Scenario::Metrics => metrics_cost::metrics_cost(&ctx, &mut report).await,
         };
         if let Err(error) = result {
             report
@@ -291,6 +297,7 @@ enum Scenario {
     Live,
     Stats,
     Notify,
+    Metrics,
 }
 
 /// What the scenarios share.

@@ -53,6 +53,8 @@ pub struct Config {
     /// booking runs in its own transaction, as the per-request server of API.md.
     pub booking_lanes: bool,
     pub notify: NotifyConfig,
+    /// Record and serve Prometheus metrics (`METRICS_ENABLED`, default on).
+    pub metrics_enabled: bool,
 }
 
 /// Webhook and email delivery (API.md, "Notifications").
@@ -136,6 +138,7 @@ impl Config {
                 )?,
             },
             booking_lanes: parse_switch("BOOKING_LANES", &get, true)?,
+            metrics_enabled: parse_switch("METRICS_ENABLED", &get, true)?,
             notify: NotifyConfig {
                 retry_schedule: parse_schedule(
                     get("NOTIFY_RETRY_SCHEDULE")

@@ -62,12 +62,18 @@ fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 }
 
 pub fn build_router(state: AppState) -> Router {
-    metrics::handle();
+    let metered = state.config.metrics_enabled;
+    if metered {
+        metrics::handle();
+    }
     let (routes, document) = routes_and_document();
     let cors = cors(state.config.cors_origins.as_deref());
     let middleware = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            metered,
+            metrics::track,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)

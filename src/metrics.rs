@@ -47,8 +47,12 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
-/// Middleware: counts and times every request under its route template.
-pub async fn track(request: Request, next: Next) -> Response {
+/// Middleware: counts and times every request under its route template (when `on`:
+/// `METRICS_ENABLED`).
+pub async fn track(State(on): State<bool>, request: Request, next: Next) -> Response {
+    if !on {
+        return next.run(request).await;
+    }
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
     let route = request
@@ -107,6 +111,12 @@ pub fn group_size(size: usize) {
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain"))
 )]
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    if !state.config.metrics_enabled {
+        return crate::error::error_response(
+            axum::http::StatusCode::NOT_FOUND,
+            "Metrics are disabled (METRICS_ENABLED=false)",
+        );
+    }
     let idle = state.db.num_idle() as f64;
     let open = f64::from(state.db.size());
     metrics::gauge!("db_pool_connections", "state" => "idle").set(idle);

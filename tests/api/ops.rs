@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{parts, TestApp};
+use crate::helpers::{assert_error, parts, TestApp};
 
 #[tokio::test]
 async fn health_reports_the_database_up() {
@@ -391,4 +391,19 @@ async fn metrics_count_requests_by_route_template_and_bookings_by_outcome() {
     assert!(after.contains("booking_group_size_bucket"));
     assert!(after.contains("db_pool_connections{state=\"idle\"}"));
     assert!(!after.contains("metrics@example.com"), "no user data");
+}
+
+#[tokio::test]
+async fn metrics_can_be_switched_off() {
+    let app = TestApp::spawn_with(&[("METRICS_ENABLED", "false")]).await;
+    let (status, body) = parts(app.get("/metrics", None).await).await;
+    assert_error(
+        status,
+        &body,
+        404,
+        "Metrics are disabled (METRICS_ENABLED=false)",
+    );
+    // Everything else answers as before.
+    let (status, body) = parts(app.get("/health", None).await).await;
+    assert_eq!((status, body["status"].clone()), (200, json!("ok")));
 }
