@@ -1958,7 +1958,7 @@ async fn attempt_booking(
     }
     let taken = sqlx::query(
         "UPDATE events SET available_seats = available_seats - $1, version = version + 1, \
-                updated_at = now() \
+                updated_at = now(), booking_count = booking_count + 1 \
          WHERE id = $2 AND version = $3",
     )
     .bind(seats)

@@ -1437,7 +1437,8 @@ async fn stats(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         .execute(&mut *tx)
         .await?;
     sqlx::query(
-        "UPDATE events SET available_seats = total_seats - $2, version = version + 1 WHERE id = $1",
+        "UPDATE events SET available_seats = total_seats - $2, version = version + 1, \
+                booking_count = (SELECT count(*) FROM bookings WHERE event_id = $1) WHERE id = $1",
     )
     .bind(event)
     .bind(taken as i32)

@@ -158,7 +158,8 @@ async fn take_seats_and_insert(
     let references: Vec<Uuid> = requests.iter().map(|_| Uuid::new_v4()).collect();
     let insert = "WITH taken AS ( \
              UPDATE events SET available_seats = available_seats + $3, \
-                    version = version + $4, updated_at = now() \
+                    version = version + $4, updated_at = now(), \
+                    booking_count = booking_count + cardinality($7::integer[]) \
              WHERE id = $1 AND version = $2 RETURNING id), \
          types AS ( \
              UPDATE ticket_types tt SET available_seats = tt.available_seats + x.delta, \

@@ -22,7 +22,7 @@ pub fn view_select() -> String {
     format!(
         "SELECT {EVENT_COLUMNS}, {TYPES_JSON}, \
                 u.firstname AS organizer_firstname, u.lastname AS organizer_lastname, \
-                (SELECT count(*) FROM bookings b WHERE b.event_id = e.id) AS booking_count \
+                e.booking_count::bigint AS booking_count \
          FROM events e JOIN users u ON u.id = e.organizer_id"
     )
 }

@@ -465,3 +465,42 @@ async fn version_grows_by_one_per_booking_and_cancellation() {
     }
     assert_eq!(seat_state(&app, event_id).await, (50, 30, 20, 10));
 }
+
+/// `_count.bookings` counts the event's booking rows of any status, kept on the event row by
+/// the writes themselves: it matches a count in SQL after bookings, holds and cancels, in the
+/// single view, the listing and the organizer's own list.
+#[tokio::test]
+async fn the_booking_count_counts_every_row_whatever_its_status() {
+    let app = TestApp::spawn().await;
+    let (organizer, event_id) = published_event(&app, 20).await;
+    let (user, _) = app.user("counted@example.com").await;
+    let kept = book(&app, &user, event_id, 2).await;
+    let cancelled = book(&app, &user, event_id, 1).await;
+    let hold = json!({ "eventId": event_id, "seatCount": 1, "hold": true });
+    let (status, _) = parts(app.post("/bookings", Some(&user), &hold).await).await;
+    assert_eq!(status, 201);
+    let (status, _) = parts(
+        app.delete(&format!("/bookings/{cancelled}"), Some(&user))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_ne!(kept, cancelled);
+
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM bookings WHERE event_id = $1")
+        .bind(event_id as i32)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(rows, 3);
+    let (_, event) = parts(app.get(&format!("/events/{event_id}"), None).await).await;
+    assert_eq!(event["_count"], json!({ "bookings": 3 }));
+    let (_, list) = parts(app.get("/events", None).await).await;
+    assert_eq!(list["data"][0]["_count"], json!({ "bookings": 3 }));
+    let (_, mine) = parts(
+        app.get("/events/organizer/my-events", Some(&organizer))
+            .await,
+    )
+    .await;
+    assert_eq!(mine["data"][0]["_count"], json!({ "bookings": 3 }));
+}

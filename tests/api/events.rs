@@ -23,12 +23,15 @@ fn id_of(value: &Value) -> i64 {
 /// Marks `seats` of an event as booked, directly in SQL (bookings have their own tests).
 async fn book_in_sql(app: &TestApp, event_id: i64, user_id: i32, seats: i32) {
     let mut tx = app.db.begin().await.unwrap();
-    sqlx::query("UPDATE events SET available_seats = available_seats - $2 WHERE id = $1")
-        .bind(event_id as i32)
-        .bind(seats)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE events SET available_seats = available_seats - $2, \
+                booking_count = booking_count + 1 WHERE id = $1",
+    )
+    .bind(event_id as i32)
+    .bind(seats)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
     // The event's only ticket type gives up the same seats.
     sqlx::query(
         "UPDATE ticket_types SET available_seats = available_seats - $2 WHERE event_id = $1",
