@@ -38,7 +38,27 @@ as_pg() {
   if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# A pid file's process is alive and still the program it was written for (not a reused PID).
+alive() { # pid file, [program name]
+  local pid
+  [ -f "$1" ] || return 1
+  pid=$(cat "$1")
+  kill -0 "$pid" 2>/dev/null || return 1
+  [ -z "${2:-}" ] || tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$2"
+}
+
+# SIGTERM (a graceful shutdown), then SIGKILL if it is still there after 20 s.
+stop_pid() { # pid file, program name
+  local i
+  alive "$1" "$2" || { rm -f "$1"; return 0; }
+  kill -TERM "$(cat "$1")"
+  for i in $(seq 1 200); do
+    alive "$1" "$2" || { rm -f "$1"; return 0; }
+    sleep 0.1
+  done
+  kill -KILL "$(cat "$1")" 2>/dev/null || true
+  rm -f "$1"
+}
 
 wait_for() { # url, what
   local i
@@ -111,7 +131,7 @@ start() {
   n=0
   for port in "${api_ports[@]}"; do
     n=$((n + 1))
-    if alive "$dir/api$n.pid"; then continue; fi
+    if alive "$dir/api$n.pid" event-booking; then continue; fi
     say "starting API instance $n on 127.0.0.1:$port"
     # The first instance migrates; the others wait for it (their own migration is a no-op).
     DATABASE_URL=$url DATABASE_READ_URL=$read_url PORT=$port JWT_SECRET=$(cat "$dir/jwt_secret") \
@@ -124,7 +144,7 @@ start() {
   for port in "${api_ports[@]}"; do upstreams+="        server 127.0.0.1:$port;\n"; done
   sed -e "s|@PREFIX@|$dir/nginx|g" -e "s|@LISTEN@|127.0.0.1:$nginx_port|" \
     -e "s|@UPSTREAMS@|${upstreams%\\n}|" "$root/deploy/nginx.conf.template" >"$dir/nginx/nginx.conf"
-  if ! alive "$dir/nginx/nginx.pid"; then
+  if ! alive "$dir/nginx/nginx.pid" nginx; then
     say "starting nginx on 127.0.0.1:$nginx_port"
     nginx -c "$dir/nginx/nginx.conf" -p "$dir/nginx" -e "$dir/nginx/error.log"
   fi
@@ -134,20 +154,15 @@ start() {
 
 stop() {
   local pg n
-  if alive "$dir/nginx/nginx.pid"; then
+  if alive "$dir/nginx/nginx.pid" nginx; then
     say "stopping nginx"
     kill -QUIT "$(cat "$dir/nginx/nginx.pid")"
   fi
   for n in $(seq 1 "${#api_ports[@]}"); do
-    if alive "$dir/api$n.pid"; then
-      say "stopping API instance $n"
-      kill -INT "$(cat "$dir/api$n.pid")"
-    fi
+    if alive "$dir/api$n.pid" event-booking; then say "stopping API instance $n"; fi
+    stop_pid "$dir/api$n.pid" event-booking &
   done
-  for n in $(seq 1 "${#api_ports[@]}"); do
-    while alive "$dir/api$n.pid"; do sleep 0.1; done
-    rm -f "$dir/api$n.pid"
-  done
+  wait
   pg=$(pg_bin)
   for node in replica primary; do
     if [ -d "$dir/pg/$node" ] && as_pg "$pg/pg_ctl" -D "$dir/pg/$node" status >/dev/null 2>&1; then
@@ -161,9 +176,9 @@ status() {
   local n port
   for n in $(seq 1 "${#api_ports[@]}"); do
     port=${api_ports[$((n - 1))]}
-    if alive "$dir/api$n.pid"; then echo "api$n: pid $(cat "$dir/api$n.pid"), :$port"; else echo "api$n: down"; fi
+    if alive "$dir/api$n.pid" event-booking; then echo "api$n: pid $(cat "$dir/api$n.pid"), :$port"; else echo "api$n: down"; fi
   done
-  if alive "$dir/nginx/nginx.pid"; then echo "nginx: pid $(cat "$dir/nginx/nginx.pid"), :$nginx_port"; else echo "nginx: down"; fi
+  if alive "$dir/nginx/nginx.pid" nginx; then echo "nginx: pid $(cat "$dir/nginx/nginx.pid"), :$nginx_port"; else echo "nginx: down"; fi
   curl -fsS "http://127.0.0.1:$nginx_port/health" 2>/dev/null && echo || true
 }
 

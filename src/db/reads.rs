@@ -1,7 +1,9 @@
 //! Where public reads go: the streaming replica of `DATABASE_READ_URL` while it answers, the
 //! primary otherwise. A watcher pings the replica every second; a read that finds it unreachable
-//! marks it down at once and is answered from the primary, so an outage costs a read at most one
-//! acquire timeout, and the replica is used again within a second of its return.
+//! or stalled marks it down at once and is answered from the primary, so an outage costs a read
+//! at most two seconds, and the replica is used again within a second of its return. A read
+//! the replica fails for another reason (a recovery conflict, a migration not replayed yet) is
+//! also answered from the primary; its 4xx answers are the read's own.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +19,8 @@ use crate::error::{AppError, Result};
 const REPLICA_ACQUIRE: Duration = Duration::from_secs(1);
 const WATCH_EVERY: Duration = Duration::from_secs(1);
 const PING_TIMEOUT: Duration = Duration::from_secs(1);
+/// A public read the replica has not answered by then is asked of the primary.
+const REPLICA_READ: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct Reads {
@@ -60,12 +64,20 @@ impl Reads {
         Fut: Future<Output = Result<T>>,
     {
         if let Some(replica) = self.replica.as_ref().filter(|r| r.is_up()) {
-            match read(replica.pool.clone()).await {
-                Err(error) if unreachable(&error) => {
-                    replica.mark(false);
-                    tracing::warn!(%error, "replica unreachable: reading from the primary");
+            match tokio::time::timeout(REPLICA_READ, read(replica.pool.clone())).await {
+                Ok(Err(error)) if !matches!(error, AppError::Client { .. }) => {
+                    // Unreachable, stalled, or unable to answer (a recovery conflict, a schema
+                    // behind the primary's): the primary answers instead.
+                    if error.is_connection_failure() {
+                        replica.mark(false);
+                    }
+                    tracing::warn!(%error, "replica read failed: reading from the primary");
                 }
-                answer => return answer,
+                Ok(answer) => return answer,
+                Err(_stalled) => {
+                    replica.mark(false);
+                    tracing::warn!("replica read stalled: reading from the primary");
+                }
             }
         }
         read(self.primary.clone()).await
@@ -113,9 +125,4 @@ impl Replica {
         let ping = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&self.pool);
         matches!(tokio::time::timeout(PING_TIMEOUT, ping).await, Ok(Ok(1)))
     }
-}
-
-/// The replica could not be reached, or is starting or stopping: try the primary.
-fn unreachable(error: &AppError) -> bool {
-    error.is_connection_failure()
 }

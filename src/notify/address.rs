@@ -96,13 +96,29 @@ fn public_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let s = ip.segments();
+    let embedded = |high: u16, low: u16| {
+        let [a, b] = high.to_be_bytes();
+        let [c, d] = low.to_be_bytes();
+        public_v4(Ipv4Addr::new(a, b, c, d))
+    };
+    match s {
+        // NAT64 (64:ff9b::/96) and IPv4-compatible (::a.b.c.d) addresses reach an IPv4 one.
+        [0x64, 0xff9b, 0, 0, 0, 0, high, low] | [0, 0, 0, 0, 0, 0, high, low] => {
+            return embedded(high, low)
+        }
+        // 6to4 (2002::/16) carries its IPv4 address in the next 32 bits.
+        [0x2002, high, low, ..] => return embedded(high, low),
+        // Teredo (2001::/32) tunnels to addresses we cannot see.
+        [0x2001, 0, ..] => return false,
+        _ => {}
+    }
     !(ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
-        || (first & 0xfe00) == 0xfc00
-        || (first & 0xffc0) == 0xfe80
-        || first == 0x2001 && ip.segments()[1] == 0x0db8)
+        || (s[0] & 0xfe00) == 0xfc00
+        || (s[0] & 0xffc0) == 0xfe80
+        || s[0] == 0x2001 && s[1] == 0x0db8)
 }
 
 /// The resolver of the delivery client: the system's, minus every address that is not public.
@@ -142,10 +158,19 @@ mod tests {
             "fd00::1",
             "::ffff:127.0.0.1",
             "::",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::",
+            "2001:0:4136:e378::1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip} counted as public");
         }
-        for ip in ["93.184.216.34", "1.1.1.1", "2606:4700::1111"] {
+        for ip in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "64:ff9b::101:101",
+        ] {
             assert!(is_public(ip.parse().unwrap()), "{ip} counted as private");
         }
     }

@@ -15,7 +15,10 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The client every delivery of an instance shares (its connection pool too).
 pub fn client(allow_private: bool) -> reqwest::Result<Client> {
+    // No proxy from the environment: a proxy would connect to whatever address the URL names,
+    // past the resolver below.
     let builder = Client::builder()
+        .no_proxy()
         .redirect(redirect::Policy::none())
         .timeout(TIMEOUT)
         .connect_timeout(TIMEOUT)
