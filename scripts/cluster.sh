@@ -134,8 +134,10 @@ start() {
     if alive "$dir/api$n.pid" event-booking; then continue; fi
     say "starting API instance $n on 127.0.0.1:$port"
     # The first instance migrates; the others wait for it (their own migration is a no-op).
+    # nginx on 127.0.0.1 forwards the client's address; the rate limits key on it.
     DATABASE_URL=$url DATABASE_READ_URL=$read_url PORT=$port JWT_SECRET=$(cat "$dir/jwt_secret") \
-      RUST_LOG=${RUST_LOG:-warn} nohup "$bin" >"$dir/api$n.log" 2>&1 &
+      TRUSTED_PROXIES=${TRUSTED_PROXIES:-127.0.0.1} RUST_LOG=${RUST_LOG:-warn} \
+      nohup "$bin" >"$dir/api$n.log" 2>&1 &
     echo $! >"$dir/api$n.pid"
     wait_for "http://127.0.0.1:$port/health" "API instance $n"
   done

@@ -41,6 +41,9 @@ pub struct Config {
     pub port: u16,
     pub production: bool,
     pub rate_limits: RateLimits,
+    /// Proxies whose `X-Forwarded-For` names the client (`TRUSTED_PROXIES`: addresses or
+    /// networks, comma-separated); empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<crate::http::client_ip::Network>,
     /// Origins allowed by CORS; `None` allows any origin.
     pub cors_origins: Option<Vec<String>>,
     /// PKCS#8 PEM of the Ed25519 key that signs ticket codes; `None`: one kept in the database.
@@ -139,6 +142,18 @@ impl Config {
             },
             booking_lanes: parse_switch("BOOKING_LANES", &get, true)?,
             metrics_enabled: parse_switch("METRICS_ENABLED", &get, true)?,
+            trusted_proxies: match get("TRUSTED_PROXIES") {
+                None => Vec::new(),
+                Some(raw) => raw
+                    .split(',')
+                    .filter(|part| !part.trim().is_empty())
+                    .map(|part| {
+                        crate::http::client_ip::Network::parse(part).with_context(|| {
+                            format!("TRUSTED_PROXIES: {part:?} is not an address or a network")
+                        })
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+            },
             notify: NotifyConfig {
                 retry_schedule: parse_schedule(
                     get("NOTIFY_RETRY_SCHEDULE")

@@ -1,5 +1,5 @@
-//! Rate limits (governor's GCRA): per client IP on register and login, per user on
-//! POST /bookings. A refused request gets 429 with `Retry-After` in the contract's body.
+//! Rate limits (governor's GCRA): per client IP on register and login (behind a proxy of
+//! `TRUSTED_PROXIES`, the address it forwards), per user on POST /bookings. A refused request gets 429 with `Retry-After` in the contract's body.
 
 use std::hash::Hash;
 use std::net::{IpAddr, SocketAddr};
@@ -15,6 +15,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use crate::auth::TokenUser;
 use crate::config::RateLimits;
 use crate::error::AppError;
+use crate::http::client_ip::client_ip;
 use crate::state::AppState;
 
 /// Forgets idle keys every this many checks, so the key maps stay small.
@@ -90,7 +91,8 @@ impl FromRequestParts<AppState> for AuthRateLimit {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         // Without connection info (a router used without `serve`) there is no peer to key on.
         if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
-            state.limits.check_auth(peer.ip())?;
+            let client = client_ip(peer.ip(), &parts.headers, &state.config.trusted_proxies);
+            state.limits.check_auth(client)?;
         }
         Ok(Self)
     }

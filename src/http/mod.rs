@@ -1,5 +1,6 @@
 //! HTTP plumbing shared by every domain: extractors, fallbacks and middleware.
 
+pub mod client_ip;
 pub mod deadline;
 pub mod fallback;
 pub mod json;

@@ -97,3 +97,45 @@ async fn limits_can_be_switched_off() {
         assert_error(status, &body, 401, "Invalid email or password");
     }
 }
+
+/// Behind a trusted proxy each forwarded client has its own budget; from anyone else the header
+/// is ignored, so a client cannot buy a fresh budget by writing it.
+#[tokio::test]
+async fn clients_behind_a_trusted_proxy_are_limited_one_by_one() {
+    let settings = [
+        ("RATE_LIMIT_ENABLED", "true"),
+        ("RATE_LIMIT_AUTH_PER_MINUTE", "2"),
+    ];
+    let login = json!({ "email": "nobody@example.com", "password": PASSWORD });
+    let attempt = |app: &TestApp, client: &'static str| {
+        app.request(reqwest::Method::POST, "/auth/login", None)
+            .header("x-forwarded-for", client)
+            .json(&login)
+            .send()
+    };
+
+    // The test's requests come from 127.0.0.1, trusted here as the proxy.
+    let behind =
+        TestApp::spawn_with(&[settings[0], settings[1], ("TRUSTED_PROXIES", "127.0.0.1")]).await;
+    for _ in 0..2 {
+        assert_eq!(
+            attempt(&behind, "198.51.100.1").await.unwrap().status(),
+            401
+        );
+    }
+    assert_429(attempt(&behind, "198.51.100.1").await.unwrap()).await;
+    assert_eq!(
+        attempt(&behind, "198.51.100.2").await.unwrap().status(),
+        401
+    );
+
+    // Not trusted: one budget for the peer, whatever the header says.
+    let direct = TestApp::spawn_with(&settings).await;
+    for _ in 0..2 {
+        assert_eq!(
+            attempt(&direct, "198.51.100.1").await.unwrap().status(),
+            401
+        );
+    }
+    assert_429(attempt(&direct, "198.51.100.2").await.unwrap()).await;
+}
