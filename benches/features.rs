@@ -1446,8 +1446,9 @@ async fn stats(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
     .await?;
     // A third of the CONFIRMED bookings have their first ticket checked in.
     sqlx::query(
-        "INSERT INTO check_ins (booking_id, number, checked_in_by) \
-         SELECT id, 1, $2 FROM bookings WHERE event_id = $1 AND status = 'CONFIRMED' AND id % 3 = 0",
+        "INSERT INTO check_ins (booking_id, number, checked_in_by, event_id) \
+         SELECT id, 1, $2, event_id FROM bookings \
+         WHERE event_id = $1 AND status = 'CONFIRMED' AND id % 3 = 0",
     )
     .bind(event)
     .bind(ctx.organizer.id)

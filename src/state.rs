@@ -8,6 +8,7 @@ use crate::auth::jwt::JwtKeys;
 use crate::bookings::BookingLanes;
 use crate::config::Config;
 use crate::db::reads::Reads;
+use crate::insight::cache::StatsCache;
 use crate::limits::Limits;
 use crate::live::Live;
 use crate::readiness::Readiness;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub live: Live,
     /// Where public reads go: the replica of `DATABASE_READ_URL` while it answers.
     pub reads: Reads,
+    /// Events' booking aggregates, kept while they are current (see `insight::cache`).
+    pub stats: Arc<StatsCache>,
 }
 
 impl AppState {
@@ -46,6 +49,7 @@ impl AppState {
             ready: Readiness::ready(),
             tickets: Arc::new(TicketKeys::new(config.ticket_signing_key.clone())),
             live: Live::new(config.live_max_streams),
+            stats: Arc::default(),
             reads: match config
                 .database_read_url
                 .as_ref()

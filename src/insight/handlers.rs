@@ -33,7 +33,9 @@ pub async fn stats(
     Organizer(caller): Organizer,
     IdPath(event_id): IdPath,
 ) -> Result<Json<EventStats>> {
-    Ok(Json(service::stats(&state.db, event_id, caller.id).await?))
+    Ok(Json(
+        service::stats(&state.db, &state.stats, event_id, caller.id).await?,
+    ))
 }
 
 /// Attendees (its organizer)

@@ -1,5 +1,6 @@
 //! Organizer insight: how an event is selling and who is coming.
 
+pub mod cache;
 mod handlers;
 pub mod model;
 pub mod service;

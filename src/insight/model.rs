@@ -26,7 +26,7 @@ pub struct EventStats {
 }
 
 /// Bookings of the event by status (keys as the statuses are spelled).
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "UPPERCASE")]
 pub struct StatusCounts {
     #[sqlx(rename = "CONFIRMED")]
@@ -39,7 +39,7 @@ pub struct StatusCounts {
     pub expired: i64,
 }
 
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct CheckInCounts {
     /// Tickets of CONFIRMED bookings.
@@ -48,7 +48,7 @@ pub struct CheckInCounts {
     pub checked_in: i64,
 }
 
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct TypeStats {
     pub id: i32,
@@ -59,7 +59,7 @@ pub struct TypeStats {
     pub revenue_cents: i64,
 }
 
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct DaySales {
     /// The UTC day, `2026-11-26`.
     #[schema(example = "2026-11-26")]

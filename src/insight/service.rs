@@ -4,6 +4,9 @@ use futures_util::stream::{Stream, StreamExt};
 
 use sqlx::PgPool;
 
+use std::sync::Arc;
+
+use super::cache::{Aggregates, StatsCache};
 use super::model::{AttendeeRow, CheckInCounts, DaySales, EventStats, StatusCounts, TypeStats};
 use crate::error::{AppError, Result};
 use crate::events::service::not_found as event_not_found;
@@ -24,6 +27,17 @@ async fn owned(db: &PgPool, event_id: i32, caller: i32) -> Result<(i32, i32)> {
     Ok((total, available))
 }
 
+/// The event's owner and seats, what its statistics' cache key is made of, and its live
+/// check-in count, in one round trip.
+#[derive(sqlx::FromRow)]
+struct Current {
+    organizer_id: i32,
+    total_seats: i32,
+    available_seats: i32,
+    key: String,
+    check_ins: i64,
+}
+
 #[derive(sqlx::FromRow)]
 struct Totals {
     seats_confirmed: i64,
@@ -31,12 +45,61 @@ struct Totals {
     revenue_cents: i64,
     #[sqlx(flatten)]
     bookings: StatusCounts,
-    #[sqlx(flatten)]
-    check_ins: CheckInCounts,
+    tickets: i64,
+    void_check_ins: i64,
 }
 
-pub async fn stats(db: &PgPool, event_id: i32, caller: i32) -> Result<EventStats> {
-    let (total_seats, available_seats) = owned(db, event_id, caller).await?;
+pub async fn stats(
+    db: &PgPool,
+    cache: &StatsCache,
+    event_id: i32,
+    caller: i32,
+) -> Result<EventStats> {
+    let current = sqlx::query_as::<_, Current>(
+        "SELECT e.organizer_id, e.total_seats, e.available_seats, \
+                concat_ws('/', e.xmin::text, (now() AT TIME ZONE 'UTC')::date::text, \
+                          (SELECT string_agg(concat_ws(':', t.id, t.name, t.price_cents, t.total_seats, \
+                                                       t.available_seats, t.updated_at), ',' ORDER BY t.id) \
+                           FROM ticket_types t WHERE t.event_id = e.id)) AS key, \
+                (SELECT count(*) FROM check_ins c WHERE c.event_id = e.id) AS check_ins \
+         FROM events e WHERE e.id = $1",
+    )
+    .bind(event_id)
+    .fetch_optional(db)
+    .await?
+    .ok_or_else(|| event_not_found(event_id))?;
+    if current.organizer_id != caller {
+        return Err(AppError::forbidden("You can only view your own events"));
+    }
+    // Read after the key: the aggregates are at least as new as the key they are kept under.
+    let aggregates = match cache.get(event_id, &current.key) {
+        Some(aggregates) => aggregates,
+        None => {
+            let aggregates = Arc::new(aggregate(db, event_id).await?);
+            cache.put(event_id, current.key, aggregates.clone());
+            aggregates
+        }
+    };
+    let totals = aggregates.as_ref().clone();
+    Ok(EventStats {
+        event_id,
+        total_seats: current.total_seats,
+        available_seats: current.available_seats,
+        seats_confirmed: totals.seats_confirmed,
+        seats_held: totals.seats_held,
+        revenue_cents: totals.revenue_cents,
+        bookings: totals.bookings,
+        check_ins: CheckInCounts {
+            tickets: totals.tickets,
+            checked_in: (current.check_ins - totals.void_check_ins).max(0),
+        },
+        ticket_types: totals.ticket_types,
+        sales_by_day: totals.sales_by_day,
+    })
+}
+
+/// The aggregates over the event's bookings, by PostgreSQL.
+async fn aggregate(db: &PgPool, event_id: i32) -> Result<Aggregates> {
     let totals = sqlx::query_as::<_, Totals>(
         "SELECT COALESCE(SUM(b.seat_count) FILTER (WHERE b.status = 'CONFIRMED'), 0)::bigint AS seats_confirmed, \
                 COALESCE(SUM(b.seat_count) FILTER (WHERE b.status = 'PENDING'), 0)::bigint AS seats_held, \
@@ -46,8 +109,8 @@ pub async fn stats(db: &PgPool, event_id: i32, caller: i32) -> Result<EventStats
                 COUNT(*) FILTER (WHERE b.status = 'CANCELLED') AS \"CANCELLED\", \
                 COUNT(*) FILTER (WHERE b.status = 'EXPIRED') AS \"EXPIRED\", \
                 COALESCE(SUM(b.seat_count) FILTER (WHERE b.status = 'CONFIRMED'), 0)::bigint AS tickets, \
-                (SELECT count(*) FROM check_ins c JOIN bookings cb ON cb.id = c.booking_id \
-                 WHERE cb.event_id = $1 AND cb.status = 'CONFIRMED') AS checked_in \
+                (SELECT count(*) FROM bookings vb JOIN check_ins c ON c.booking_id = vb.id \
+                 WHERE vb.event_id = $1 AND vb.status <> 'CONFIRMED') AS void_check_ins \
          FROM bookings b WHERE b.event_id = $1",
     )
     .bind(event_id)
@@ -80,15 +143,13 @@ pub async fn stats(db: &PgPool, event_id: i32, caller: i32) -> Result<EventStats
     .bind(event_id)
     .fetch_all(db)
     .await?;
-    Ok(EventStats {
-        event_id,
-        total_seats,
-        available_seats,
+    Ok(Aggregates {
         seats_confirmed: totals.seats_confirmed,
         seats_held: totals.seats_held,
         revenue_cents: totals.revenue_cents,
         bookings: totals.bookings,
-        check_ins: totals.check_ins,
+        tickets: totals.tickets,
+        void_check_ins: totals.void_check_ins,
         ticket_types,
         sales_by_day,
     })

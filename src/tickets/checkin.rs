@@ -175,12 +175,13 @@ async fn admit(
         BookingStatus::Pending | BookingStatus::Expired => return Err(invalid()),
     }
     let inserted: Option<Timestamp> = sqlx::query_scalar(
-        "INSERT INTO check_ins (booking_id, number, checked_in_by) VALUES ($1, $2, $3) \
-         ON CONFLICT DO NOTHING RETURNING checked_in_at",
+        "INSERT INTO check_ins (booking_id, number, checked_in_by, event_id) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING checked_in_at",
     )
     .bind(ticket.booking_id)
     .bind(claims.n)
     .bind(caller)
+    .bind(event_id)
     .fetch_optional(&mut **tx)
     .await?;
     let Some(checked_in_at) = inserted else {

@@ -241,3 +241,120 @@ async fn insight_is_for_the_events_own_organizer() {
         json!({ "CONFIRMED": 0, "PENDING": 0, "CANCELLED": 0, "EXPIRED": 0 })
     );
 }
+
+async fn stats_of(app: &TestApp, token: &str, id: i64) -> Value {
+    let (status, stats) = parts(app.get(&format!("/events/{id}/stats"), Some(token)).await).await;
+    assert_eq!(status, 200, "{stats}");
+    stats
+}
+
+/// Statistics are kept between calls, never past a change: every change shows in the next
+/// call, on this instance or another — a booking through a second instance, a confirm (which
+/// moves no seat), a check-in, a cancel after the door, a ticket type renamed.
+#[tokio::test]
+async fn stats_show_every_change_at_once_on_every_instance() {
+    let app = TestApp::spawn().await;
+    let other = app.another_instance().await;
+    let (organizer, _) = app.organizer("org@example.com").await;
+    let event = create_event(
+        &app,
+        &organizer,
+        &json!({ "title": "Gala", "status": "PUBLISHED", "eventDate": "2030-01-01T20:00:00Z",
+                 "ticketTypes": [{ "name": "Floor", "priceCents": 1000, "totalSeats": 10 }] }),
+    )
+    .await;
+    let id = event["id"].as_i64().unwrap();
+    let type_id = event["ticketTypes"][0]["id"].as_i64().unwrap();
+    let (a, _) = person(&app, "a@example.com", "Able").await;
+    let booked = post(
+        &app,
+        &a,
+        "/bookings",
+        json!({ "eventId": id, "seatCount": 2 }),
+    )
+    .await;
+    let reference = booked["data"]["bookingReference"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first = stats_of(&app, &organizer, id).await;
+    assert_eq!(first["seatsConfirmed"], 2);
+    assert_eq!(
+        stats_of(&app, &organizer, id).await,
+        first,
+        "the same figures again"
+    );
+
+    post(
+        &other,
+        &a,
+        "/bookings",
+        json!({ "eventId": id, "seatCount": 1 }),
+    )
+    .await;
+    assert_eq!(stats_of(&app, &organizer, id).await["seatsConfirmed"], 3);
+
+    let held = post(
+        &other,
+        &a,
+        "/bookings",
+        json!({ "eventId": id, "seatCount": 1, "hold": true }),
+    )
+    .await;
+    let held = held["data"]["bookingReference"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(stats_of(&app, &organizer, id).await["seatsHeld"], 1);
+    post(&other, &a, &format!("/bookings/{held}/confirm"), json!({})).await;
+    let stats = stats_of(&app, &organizer, id).await;
+    assert_eq!(
+        (stats["seatsHeld"].clone(), stats["seatsConfirmed"].clone()),
+        (json!(0), json!(4))
+    );
+
+    let (_, tickets) = parts(
+        app.get(&format!("/bookings/{reference}/tickets"), Some(&a))
+            .await,
+    )
+    .await;
+    post(
+        &other,
+        &organizer,
+        &format!("/events/{id}/check-ins"),
+        json!({ "code": tickets["data"][0]["code"] }),
+    )
+    .await;
+    assert_eq!(
+        stats_of(&app, &organizer, id).await["checkIns"],
+        json!({ "tickets": 4, "checkedIn": 1 })
+    );
+    let (status, _) = parts(
+        other
+            .delete(&format!("/bookings/{reference}"), Some(&a))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        stats_of(&app, &organizer, id).await["checkIns"],
+        json!({ "tickets": 2, "checkedIn": 0 }),
+        "a cancelled booking's check-in no longer counts"
+    );
+
+    let (status, _) = parts(
+        other
+            .put(
+                &format!("/events/{id}/ticket-types/{type_id}"),
+                Some(&organizer),
+                &json!({ "name": "Standing" }),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        stats_of(&app, &organizer, id).await["ticketTypes"][0]["name"],
+        "Standing"
+    );
+}
