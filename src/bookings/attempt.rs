@@ -24,7 +24,7 @@ use super::rules::{self, EventState, Existing};
 use super::writes::{self, Written};
 use crate::auth::invalid_token;
 use crate::concurrency::Attempt;
-use crate::db::commit::{begin, Tx};
+use crate::db::commit::{begin, begin_then, Tx};
 use crate::error::{AppError, Result};
 use crate::events::service::not_found as event_not_found;
 use crate::notify::outbox;
@@ -78,14 +78,16 @@ pub async fn prepare_group(
     settings: Settings,
 ) -> Result<Attempt<Prepared>> {
     let hold_seconds = settings.hold_seconds;
-    let mut tx = begin(db).await?;
-    if settings.coordinate {
-        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-            .bind(EVENT_LOCK_SPACE)
-            .bind(event_id)
-            .execute(&mut *tx)
-            .await?;
-    }
+    // The lock is taken in BEGIN's own round trip: coordinating costs no extra one.
+    let mut tx = if settings.coordinate {
+        begin_then(
+            db,
+            format!("SELECT pg_advisory_xact_lock({EVENT_LOCK_SPACE}, {event_id})"),
+        )
+        .await?
+    } else {
+        begin(db).await?
+    };
     let held = lock_claims(&mut tx, ops).await?;
     let Some(event) = read_event(&mut tx, event_id, ops).await? else {
         let outcomes = no_such_event(&mut tx, event_id, ops, &held).await?;
@@ -289,13 +291,17 @@ async fn read_event(
     Ok(sqlx::query_as::<_, EventState>(
         "SELECT e.id, e.title, e.event_date, COALESCE(e.event_date < now(), false) AS past, \
                 e.organizer_id, e.status, e.version, \
-                ARRAY(SELECT t.id FROM ticket_types t WHERE t.event_id = e.id ORDER BY t.id) AS type_ids, \
-                ARRAY(SELECT t.price_cents FROM ticket_types t WHERE t.event_id = e.id ORDER BY t.id) AS type_prices, \
-                ARRAY(SELECT t.available_seats FROM ticket_types t WHERE t.event_id = e.id ORDER BY t.id) AS type_available, \
+                tt.type_ids, tt.type_prices, tt.type_available, \
                 ARRAY(SELECT u.id FROM users u WHERE u.id = ANY($2)) AS known_users, \
                 EXISTS (SELECT 1 FROM webhooks w WHERE w.organizer_id = e.organizer_id) \
                     AS has_webhooks \
-         FROM events e WHERE e.id = $1",
+         FROM events e \
+         CROSS JOIN LATERAL ( \
+             SELECT COALESCE(array_agg(t.id ORDER BY t.id), '{}') AS type_ids, \
+                    COALESCE(array_agg(t.price_cents ORDER BY t.id), '{}') AS type_prices, \
+                    COALESCE(array_agg(t.available_seats ORDER BY t.id), '{}') AS type_available \
+             FROM ticket_types t WHERE t.event_id = e.id) tt \
+         WHERE e.id = $1",
     )
     .bind(id)
     .bind(&users)

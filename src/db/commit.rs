@@ -27,6 +27,16 @@ pub async fn begin(db: &PgPool) -> Result<Tx> {
         .map_err(AppError::from)
 }
 
+/// `begin`, with `statement` run as the transaction's first statement in the same round trip
+/// (one simple query: `BEGIN; <statement>`). Its results are discarded.
+pub async fn begin_then(db: &PgPool, statement: String) -> Result<Tx> {
+    let db = db.clone();
+    tokio::spawn(async move { db.begin_with(format!("BEGIN; {statement}")).await })
+        .await
+        .map_err(|e| AppError::Internal(e.into()))?
+        .map_err(AppError::from)
+}
+
 /// Runs `work` (which ends with a transaction ready to commit) by the request's commit
 /// deadline, then commits it and waits for the answer by the request's answer deadline.
 pub async fn write_in_time<T>(
