@@ -31,7 +31,7 @@ pub(super) async fn metrics_cost(ctx: &Ctx, report: &mut Report) -> anyhow::Resu
                 base,
                 CONNECTIONS,
                 Stop::For(HOT_FOR),
-                hot(ctx.users.clone(), event),
+                live::hot(ctx.users.clone(), event),
                 false,
             )
             .await;

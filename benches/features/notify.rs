@@ -85,7 +85,7 @@ pub(super) async fn notify(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()>
             ctx.base(),
             CONNECTIONS,
             Stop::For(HOT_FOR),
-            hot(ctx.users.clone(), event),
+            live::hot(ctx.users.clone(), event),
             false,
         )
     };
