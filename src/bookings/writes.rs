@@ -156,7 +156,7 @@ async fn take_seats_and_insert(
         .collect();
     let holds: Vec<bool> = requests.iter().map(|(r, _)| r.hold).collect();
     let references: Vec<Uuid> = requests.iter().map(|_| Uuid::new_v4()).collect();
-    let insert = "WITH taken AS ( \
+    let ctes = "WITH taken AS ( \
              UPDATE events SET available_seats = available_seats + $3, \
                     version = version + $4, updated_at = now(), \
                     booking_count = booking_count + cardinality($7::integer[]) \
@@ -165,8 +165,8 @@ async fn take_seats_and_insert(
              UPDATE ticket_types tt SET available_seats = tt.available_seats + x.delta, \
                     updated_at = now() \
              FROM taken, UNNEST($5::integer[], $6::integer[]) AS x(type_id, delta) \
-             WHERE tt.id = x.type_id AND tt.event_id = taken.id) \
-         INSERT INTO bookings AS b \
+             WHERE tt.id = x.type_id AND tt.event_id = taken.id)";
+    let insert = "INSERT INTO bookings AS b \
              (user_id, event_id, ticket_type_id, seat_count, total_price_cents, booking_reference, \
               status, expires_at, confirmed_at) \
          SELECT t.user_id, taken.id, t.type_id, t.seats, t.price, t.reference, \
@@ -176,7 +176,7 @@ async fn take_seats_and_insert(
          FROM taken, UNNEST($7::integer[], $8::integer[], $9::integer[], $10::bigint[], \
                             $11::uuid[], $12::boolean[]) \
               AS t(user_id, type_id, seats, price, reference, hold)";
-    let sql = with_notifications(insert, notify.is_some(), NEW_BOOKING_KIND, 14);
+    let sql = with_notifications(ctes, insert, notify.is_some(), NEW_BOOKING_KIND, 14);
     let query = sqlx::query_as::<_, Booking>(&sql)
         .bind(event.id)
         .bind(event.version)
@@ -230,7 +230,7 @@ async fn change_statuses(
                 updated_at = now() \
          FROM UNNEST($1::integer[], $2::text[], $3::text[]) AS x(id, from_status, to_status) \
          WHERE b.id = x.id AND b.status = x.from_status::booking_status";
-    let sql = with_notifications(update, notify.is_some(), CHANGED_BOOKING_KIND, 4);
+    let sql = with_notifications("", update, notify.is_some(), CHANGED_BOOKING_KIND, 4);
     let query = sqlx::query_as::<_, Booking>(&sql)
         .bind(&ids)
         .bind(&from)
@@ -239,23 +239,21 @@ async fn change_statuses(
     Ok(rows.into_iter().map(|b| (b.id, b)).collect())
 }
 
-/// `write` (an INSERT or UPDATE of `bookings AS b`, maybe with leading CTEs up to its `WITH`
-/// list's end) returning the booking columns, with the outbox rows of what it changed written
-/// by the same statement (one batch row) when `notify` (parameters from `$first`).
-fn with_notifications(write: &str, notify: bool, kind: &str, first: usize) -> String {
+/// `write` (an INSERT or UPDATE of `bookings AS b`, after the CTEs `ctes` — a `WITH` list, or
+/// empty) returning the booking columns, with the outbox row of what it changed written by the
+/// same statement (one batch row) when `notify` (parameters from `$first`).
+fn with_notifications(ctes: &str, write: &str, notify: bool, kind: &str, first: usize) -> String {
     if !notify {
-        return format!("{write} RETURNING {BOOKING_COLUMNS}");
+        return format!("{ctes} {write} RETURNING {BOOKING_COLUMNS}");
     }
-    // An INSERT may come with CTEs of its own (`WITH taken AS (...), types AS (...)`): the
-    // changed rows become one more CTE of that list.
-    let (ctes, statement) = match write.find(" INSERT INTO bookings") {
-        Some(at) if write.trim_start().starts_with("WITH") => {
-            (format!("{},", &write[..at]), &write[at..])
-        }
-        _ => ("WITH".to_string(), write),
+    // The changed rows become one more CTE of the list.
+    let ctes = if ctes.is_empty() {
+        "WITH".to_string()
+    } else {
+        format!("{ctes},")
     };
     format!(
-        "{ctes} changed AS ({statement} RETURNING b), \
+        "{ctes} changed AS ({write} RETURNING b), \
          outbox AS ({}) \
          SELECT {BOOKING_COLUMNS} FROM (SELECT (c.b).* FROM changed c) b",
         outbox::batch_sql("changed", kind, first)
