@@ -95,14 +95,7 @@ fn smtp_code(error: &SmtpError) -> Option<i32> {
 }
 
 fn describe(error: &SmtpError) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text.chars().take(500).collect()
+    super::error_chain(error.to_string(), error)
 }
 
 /// The parts of a notification's body an email quotes.

@@ -22,6 +22,19 @@ use crate::state::AppState;
 
 pub use courier::Courier;
 
+/// An error and its causes on one line, cut to 500 characters: what a failed attempt records
+/// (the delivery log shows it to the webhook's organizer).
+fn error_chain(head: String, error: &dyn std::error::Error) -> String {
+    let mut text = head;
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text.chars().take(500).collect()
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(handlers::create_webhook, handlers::list_webhooks))

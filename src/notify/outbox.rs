@@ -1,7 +1,7 @@
 //! The outbox. The statement that makes a group's booking changes also writes one batch row
 //! for them (so in their transaction, at no extra round trip and almost no extra work on the
-//! hot event's critical path); the courier expands batches into notifications (`expand`), and
-//! claims those by workers with `FOR UPDATE SKIP LOCKED`, and settled after each attempt.
+//! hot event's critical path); the courier expands batches into notifications (`expand`),
+//! claims due notifications with `FOR UPDATE SKIP LOCKED`, and settles each attempt.
 //!
 //! A claim is a lease: the attempt is counted and the row is due again only when the lease
 //! lapses, so however many instances poll, each attempt is made by one of them; one that

@@ -76,18 +76,12 @@ pub async fn send(client: &Client, attempt: &Claimed, allow_private: bool) -> Ou
 
 /// The error and its causes, without the URL (the log is shown to the webhook's organizer).
 fn describe(error: &reqwest::Error) -> String {
-    let mut text = if error.is_timeout() {
-        "timed out".to_string()
+    let head = if error.is_timeout() {
+        "timed out"
     } else if error.is_connect() {
-        "could not connect".to_string()
+        "could not connect"
     } else {
-        "request failed".to_string()
+        "request failed"
     };
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text.chars().take(500).collect()
+    super::error_chain(head.to_string(), error)
 }
