@@ -393,3 +393,70 @@ pub fn assert_validation(status: u16, body: &Value, expected: &[&str]) {
         );
     }
 }
+
+/// A free TCP port on 127.0.0.1, for a process the test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A process of our server binary on `database_url` (the tests' JWT secret, rate limits off,
+/// plus `settings`). Stopped with SIGINT, as Ctrl-C, when dropped; `kill` is SIGKILL.
+pub struct ServerProcess {
+    child: Option<std::process::Child>,
+    pub base: String,
+}
+
+impl ServerProcess {
+    /// Starts it and waits until it listens (a refused connection is not an answer yet; any
+    /// answer is, even a 503 while its database is down).
+    pub async fn start(database_url: &str, settings: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_event-booking"))
+            .env("DATABASE_URL", database_url)
+            .env("PORT", port.to_string())
+            .env("JWT_SECRET", JWT_SECRET)
+            .env("RATE_LIMIT_ENABLED", "false")
+            .env("RUST_LOG", "warn")
+            .envs(settings.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting the server");
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while reqwest::get(format!("{base}/health")).await.is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self {
+            child: Some(child),
+            base,
+        }
+    }
+
+    /// SIGKILL: the process dies at once, between any two lines.
+    pub fn kill(&mut self) {
+        self.signal("-KILL");
+    }
+
+    fn signal(&mut self, signal: &str) {
+        if let Some(mut child) = self.child.take() {
+            let _ = std::process::Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.signal("-INT");
+    }
+}

@@ -17,7 +17,8 @@ use serde_json::{json, Value};
 
 use crate::bookings::{book, booking, published_event};
 use crate::helpers::{
-    assert_error, assert_validation, parts, test_cluster_dir, TestApp, WITHOUT_JOBS,
+    assert_error, assert_validation, free_port, parts, test_cluster_dir, ServerProcess, TestApp,
+    WITHOUT_JOBS,
 };
 
 const ALLOW_PRIVATE: (&str, &str) = ("WEBHOOK_ALLOW_PRIVATE", "true");
@@ -489,54 +490,6 @@ async fn two_instances_make_each_attempt_once() {
         .all(|d| d["attempts"] == 1 && d["status"] == "DELIVERED"));
 }
 
-/// A server process of our binary on the test's database.
-struct ServerProcess {
-    child: Child,
-    base: String,
-}
-
-impl ServerProcess {
-    async fn start(app: &TestApp, settings: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_event-booking"));
-        command
-            .env("DATABASE_URL", &app.database_url)
-            .env("PORT", port.to_string())
-            .env("JWT_SECRET", crate::helpers::JWT_SECRET)
-            .env("RATE_LIMIT_ENABLED", "false")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (key, value) in settings {
-            command.env(key, value);
-        }
-        let child = command.spawn().expect("starting the server");
-        let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while reqwest::get(format!("{base}/health")).await.is_err() {
-            assert!(Instant::now() < deadline, "the server did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Self { child, base }
-    }
-
-    fn kill(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_right_after_a_booking_delivers_after_restart() {
     // The test's own server delivers nothing: only the processes below do.
@@ -546,7 +499,7 @@ async fn a_server_killed_right_after_a_booking_delivers_after_restart() {
     let (user, _) = app.user("buyer@example.com").await;
     let webhook = register_webhook(&app, &organizer, &json!({ "url": receiver.url })).await;
 
-    let mut server = ServerProcess::start(&app, &[ALLOW_PRIVATE]).await;
+    let mut server = ServerProcess::start(&app.database_url, &[ALLOW_PRIVATE]).await;
     let answer = reqwest::Client::new()
         .post(format!("{}/bookings", server.base))
         .bearer_auth(&user)
@@ -576,7 +529,7 @@ async fn a_server_killed_right_after_a_booking_delivers_after_restart() {
         eprintln!("the killed server delivered before it died");
     }
 
-    let _restarted = ServerProcess::start(&app, &[ALLOW_PRIVATE]).await;
+    let _restarted = ServerProcess::start(&app.database_url, &[ALLOW_PRIVATE]).await;
     let received = receiver.wait_for(1, Duration::from_secs(90)).await;
     assert_eq!(received.len(), 1, "delivered once");
     let body: Value = serde_json::from_str(&received[0].body).unwrap();
@@ -642,10 +595,7 @@ fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_smtp_server_down_at_first_gets_the_email_later_with_the_same_message_id() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let port = free_port();
     let smtp_url = format!("smtp://127.0.0.1:{port}");
     let app = TestApp::spawn_with(&[
         ("SMTP_URL", smtp_url.as_str()),

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::bookings::booking;
 use crate::events::{create_event, event_body};
-use crate::helpers::{assert_error, parts, test_cluster_dir, TestApp, PASSWORD};
+use crate::helpers::{assert_error, parts, test_cluster_dir, ServerProcess, TestApp, PASSWORD};
 
 /// "Answered within a few seconds (never a hang)" (API.md, Retries, limits and outages). A
 /// database that is down refuses connections at once; `/health` waits out its 2 s ping.
@@ -164,18 +164,6 @@ async fn a_database_that_stops_answering_gives_503_not_a_hang() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The server process, stopped (SIGINT, as Ctrl-C) when the test ends however it ends.
-struct ServerProcess(std::process::Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-INT", &self.0.id().to_string()])
-            .status();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_started_while_the_database_is_down_answers_503_until_it_is_back() {
     let dir = test_cluster_dir().join(format!("late-{}", uuid::Uuid::new_v4().simple()));
@@ -184,30 +172,9 @@ async fn a_server_started_while_the_database_is_down_answers_503_until_it_is_bac
     let (url, db_port) = (cluster.url("late"), cluster.port());
     cluster.stop().await;
 
-    let http_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let _server = ServerProcess(
-        Command::new(env!("CARGO_BIN_EXE_event-booking"))
-            .env("DATABASE_URL", &url)
-            .env("PORT", http_port.to_string())
-            .env("JWT_SECRET", crate::helpers::JWT_SECRET)
-            .env("RATE_LIMIT_ENABLED", "false")
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("starting the server"),
-    );
-    let base = format!("http://127.0.0.1:{http_port}");
+    let server = ServerProcess::start(&url, &[]).await;
+    let base = server.base.clone();
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    // Wait until it listens (a refused connection is not an answer yet).
-    while client.get(format!("{base}/health")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "the server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let (status, body, elapsed) = timed(client.get(format!("{base}/health"))).await;
     assert_eq!(
         (status, body),
@@ -239,7 +206,7 @@ async fn a_server_started_while_the_database_is_down_answers_503_until_it_is_bac
         .await
         .unwrap();
     assert_eq!(response.status(), 201, "migrated and serving");
-    drop(_server);
+    drop(server);
     cluster.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
