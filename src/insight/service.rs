@@ -21,10 +21,16 @@ async fn owned(db: &PgPool, event_id: i32, caller: i32) -> Result<(i32, i32)> {
     .fetch_optional(db)
     .await?
     .ok_or_else(|| event_not_found(event_id))?;
+    organized_by(organizer, caller)?;
+    Ok((total, available))
+}
+
+/// 403 unless `caller` organizes the event.
+fn organized_by(organizer: i32, caller: i32) -> Result<()> {
     if organizer != caller {
         return Err(AppError::forbidden("You can only view your own events"));
     }
-    Ok((total, available))
+    Ok(())
 }
 
 /// The event's owner and seats, what its statistics' cache key is made of, and its live
@@ -68,9 +74,7 @@ pub async fn stats(
     .fetch_optional(db)
     .await?
     .ok_or_else(|| event_not_found(event_id))?;
-    if current.organizer_id != caller {
-        return Err(AppError::forbidden("You can only view your own events"));
-    }
+    organized_by(current.organizer_id, caller)?;
     // Read after the key: the aggregates are at least as new as the key they are kept under.
     let aggregates = match cache.get(event_id, &current.key) {
         Some(aggregates) => aggregates,
