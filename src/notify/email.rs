@@ -66,7 +66,8 @@ impl Mailer {
     fn message(&self, attempt: &Claimed, to: &str) -> Result<Message, String> {
         let body: Body = serde_json::from_str(&attempt.payload).map_err(|e| e.to_string())?;
         let greeting = attempt.firstname.as_deref().unwrap_or("there");
-        let letter = Letter::new(&attempt.kind, &body);
+        let currency = attempt.currency.as_deref().unwrap_or_default();
+        let letter = Letter::new(&attempt.kind, &body, currency);
         let to: Mailbox = to.parse().map_err(|_| "the recipient address is invalid")?;
         Message::builder()
             .from(self.from.clone())
@@ -135,7 +136,7 @@ struct Letter {
 }
 
 impl Letter {
-    fn new(kind: &str, body: &Body) -> Self {
+    fn new(kind: &str, body: &Body, currency: &str) -> Self {
         let booking = &body.data.booking;
         let event = &body.data.event;
         let seats = match booking.seat_count {
@@ -166,16 +167,16 @@ impl Letter {
                 "Date",
                 event
                     .event_date
-                    .clone()
-                    .unwrap_or_else(|| "to be announced".into()),
+                    .as_deref()
+                    .map_or_else(|| "to be announced".into(), readable),
             ),
             ("Booking reference", booking.booking_reference.clone()),
             ("Seats", booking.seat_count.to_string()),
-            ("Total", money(booking.total_price_cents)),
+            ("Total", money(booking.total_price_cents, currency)),
         ];
         if kind == "booking.held" {
             if let Some(until) = &booking.expires_at {
-                lines.push(("Held until", until.clone()));
+                lines.push(("Held until", readable(until)));
             }
         }
         Self {
@@ -217,9 +218,19 @@ impl Letter {
     }
 }
 
-/// Cents as an amount with two decimals (the currency is the event's).
-fn money(cents: i64) -> String {
-    format!("{}.{:02}", cents / 100, (cents % 100).abs())
+/// Cents as an amount with two decimals and the event's currency code.
+fn money(cents: i64, currency: &str) -> String {
+    format!("{}.{:02} {currency}", cents / 100, (cents % 100).abs())
+        .trim_end()
+        .to_string()
+}
+
+/// A wire timestamp as people read it: `2030-06-01 19:30 UTC`.
+fn readable(timestamp: &str) -> String {
+    crate::time::parse(timestamp).map_or_else(
+        || timestamp.to_string(),
+        |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
 }
 
 fn escape(text: &str) -> String {
@@ -238,12 +249,13 @@ mod tests {
     fn html_escapes_the_title_and_text_keeps_it() {
         let body: Body = serde_json::from_str(
             r#"{"data":{"booking":{"bookingReference":"r-1","seatCount":2,"totalPriceCents":5050},
-                 "event":{"title":"Rock <&> Roll","eventDate":null}}}"#,
+                 "event":{"title":"Rock <&> Roll","eventDate":"2030-06-01T19:30:00.000Z"}}}"#,
         )
         .unwrap();
-        let letter = Letter::new("booking.confirmed", &body);
+        let letter = Letter::new("booking.confirmed", &body, "CHF");
         assert_eq!(letter.subject, "Booking confirmed: Rock <&> Roll");
-        assert!(letter.text("Ada").contains("Total: 50.50"));
+        assert!(letter.text("Ada").contains("Total: 50.50 CHF"));
+        assert!(letter.text("Ada").contains("Date: 2030-06-01 19:30 UTC"));
         assert!(letter.html("Ada").contains("Rock &lt;&amp;&gt; Roll"));
         assert!(!letter.html("Ada").contains("<&>"));
     }

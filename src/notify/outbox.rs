@@ -88,6 +88,8 @@ pub struct Claimed {
     pub secret: Option<String>,
     pub email: Option<String>,
     pub firstname: Option<String>,
+    /// The event's currency, for the amounts of an email.
+    pub currency: Option<String>,
 }
 
 /// Claims up to `limit` due notifications for this worker (`claim`).
@@ -103,12 +105,14 @@ pub async fn claim(db: &PgPool, claim: Uuid, limit: i64, with_email: bool) -> Re
              UPDATE notifications n SET attempts = n.attempts + 1, claim = $2, \
                     next_attempt_at = now() + make_interval(secs => $3) \
              FROM due WHERE n.id = due.id \
-             RETURNING n.id, n.channel, n.type, n.payload, n.attempts, n.webhook_id, n.user_id) \
+             RETURNING n.id, n.channel, n.type, n.payload, n.attempts, n.webhook_id, n.user_id, \
+                       n.event_id) \
          SELECT c.id, c.channel, c.type, c.payload, c.attempts, w.url, w.secret, u.email, \
-                u.firstname \
+                u.firstname, e.currency \
          FROM claimed c \
          LEFT JOIN webhooks w ON w.id = c.webhook_id \
-         LEFT JOIN users u ON u.id = c.user_id",
+         LEFT JOIN users u ON u.id = c.user_id \
+         LEFT JOIN events e ON e.id = c.event_id",
     )
     .bind(limit)
     .bind(claim)

@@ -651,6 +651,10 @@ async fn an_smtp_server_down_at_first_gets_the_email_later_with_the_same_message
     assert!(mail.contains("Content-Type: text/plain"));
     assert!(mail.contains("Content-Type: text/html"));
     assert!(mail.contains(&reference), "the email names the booking");
+    assert!(
+        mail.contains("Total: 0.00 USD"),
+        "amounts in the event's currency: {mail}"
+    );
     let (status, attempts): (String, i32) =
         sqlx::query_as("SELECT status, attempts FROM notifications WHERE id = $1")
             .bind(id)
