@@ -1,30 +1,34 @@
 //! Check-in at the door: a code is verified against our keys, and the ticket is let in at most
 //! once — the primary key of `check_ins` makes a second check-in impossible whatever the
-//! interleaving. A scanner that retries with the same nonce gets the first answer again; the
-//! answer is stored in the same transaction as the check-in it describes.
+//! interleaving. A scanner that retries with the same nonce gets the first answer again.
+//!
+//! One scan is one statement, its own transaction: it checks the event's owner, reads the
+//! ticket, inserts the check-in and stores the scan's outcome together, so a door scanner
+//! waits for one round trip, and the outcome can never be stored without the check-in it
+//! describes or the other way round. The answer is rendered from the outcome, the same way the
+//! first time and on every replay.
 
 use axum::http::StatusCode;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::keys::{TicketClaims, TicketKeys};
 use super::model::{CheckInEnvelope, CheckedIn, Holder};
-use crate::bookings::model::BookingStatus;
-use crate::db::commit::{begin, write_in_time};
+use crate::auth::{invalid_token, Role};
+use crate::db::commit::{connection_in_time, sent_in_time};
 use crate::error::{AppError, Result};
-use crate::events::service as events;
+use crate::events::service::not_found;
 use crate::http::deadline::RequestStart;
 use crate::time::{self, Timestamp};
 
 /// A check-in's answer: status and JSON body, as sent and as replayed.
 pub type Answer = (StatusCode, String);
 
-fn invalid() -> AppError {
-    AppError::bad_request("Invalid ticket code")
-}
+const INVALID: &str = "INVALID";
+const OTHER_EVENT: &str = "OTHER_EVENT";
 
 pub async fn check_in(
-    db: &PgPool,
+    db: &sqlx::PgPool,
     keys: &TicketKeys,
     event_id: i32,
     caller: i32,
@@ -32,183 +36,215 @@ pub async fn check_in(
     nonce: Option<&str>,
     start: RequestStart,
 ) -> Result<Answer> {
-    events::owned(
-        db,
+    // Verified before the statement: it needs no database state but the keys.
+    let claims = keys.verify(db, code).await?;
+    let scan = Scan {
         event_id,
         caller,
-        "You can only check in tickets of your own events",
-    )
-    .await?;
-    // Verified before the transaction: it needs no database state but the keys.
-    let claims = keys.verify(db, code).await?;
-    let code_sha256 = ring::digest::digest(&ring::digest::SHA256, code.as_bytes());
-    let work = async {
-        let mut tx = begin(db).await?;
-        if let Some(nonce) = nonce {
-            if let Some(first) = claim_scan(&mut tx, event_id, nonce, code_sha256.as_ref()).await? {
-                return Ok((None, first));
+        nonce,
+        code_sha256: ring::digest::digest(&ring::digest::SHA256, code.as_bytes())
+            .as_ref()
+            .to_vec(),
+        ticket: claims.as_ref().and_then(|c| {
+            let reference = c.reference.parse::<Uuid>().ok()?;
+            (c.evt == event_id).then_some((reference, c))
+        }),
+        known: match &claims {
+            None => Some(INVALID),
+            Some(c) if c.evt != event_id => Some(OTHER_EVENT),
+            Some(c) if c.reference.parse::<Uuid>().is_err() => Some(INVALID),
+            Some(_) => None,
+        },
+    };
+    let mut conn = connection_in_time(db, start).await?;
+    sent_in_time(start, async {
+        // A scan racing one that committed after this statement's snapshot (the same nonce,
+        // or the same ticket) sees its effect but not its row; the next statement sees both.
+        for _ in 0..3 {
+            let row = scan.run(&mut conn).await?;
+            match row.caller_role {
+                None => return Err(invalid_token()),
+                Some(Role::User) => return Err(AppError::forbidden("Forbidden resource")),
+                Some(Role::Organizer) => {}
+            }
+            match row.organizer_id {
+                None => return Err(not_found(event_id)),
+                Some(owner) if owner != caller => {
+                    return Err(AppError::forbidden(
+                        "You can only check in tickets of your own events",
+                    ))
+                }
+                Some(_) => {}
+            }
+            if let Some(answer) = row.answer(nonce.is_some())? {
+                return Ok(answer);
             }
         }
-        let answer = match admit(&mut tx, event_id, caller, claims.as_ref()).await {
-            Ok(done) => (
-                StatusCode::OK,
-                serde_json::to_string(&done).map_err(|e| AppError::Internal(e.into()))?,
-            ),
-            Err(error) => match error.client_body() {
-                Some(answer) => answer,
-                None => return Err(error),
-            },
-        };
-        if let Some(nonce) = nonce {
-            record_scan(&mut tx, event_id, nonce, code_sha256.as_ref(), &answer).await?;
-        }
-        Ok((Some(tx), answer))
-    };
-    write_in_time(start, work).await
+        Err(AppError::Internal(anyhow::anyhow!(
+            "a check-in's outcome stayed out of sight after three statements"
+        )))
+    })
+    .await
 }
 
-/// Claims the (nonce, code) pair of a scan; returns the stored answer if an earlier scan had
-/// it. A concurrent first scan holds the pair until it commits, so this waits for its answer.
-async fn claim_scan(
-    tx: &mut Transaction<'_, Postgres>,
-    event_id: i32,
-    nonce: &str,
-    code_sha256: &[u8],
-) -> Result<Option<Answer>> {
-    let claimed = sqlx::query(
-        "INSERT INTO check_in_scans (event_id, nonce, code_sha256) VALUES ($1, $2, $3) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(event_id)
-    .bind(nonce)
-    .bind(code_sha256)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if claimed == 1 {
-        return Ok(None);
-    }
-    let (status, body): (Option<i16>, Option<String>) = sqlx::query_as(
-        "SELECT status_code, response_body FROM check_in_scans \
-         WHERE event_id = $1 AND nonce = $2 AND code_sha256 = $3",
-    )
-    .bind(event_id)
-    .bind(nonce)
-    .bind(code_sha256)
-    .fetch_one(&mut **tx)
-    .await?;
-    let status = status
-        .and_then(|s| u16::try_from(s).ok())
-        .and_then(|s| StatusCode::from_u16(s).ok());
-    match (status, body) {
-        (Some(status), Some(body)) => Ok(Some((status, body))),
-        _ => Err(AppError::Internal(anyhow::anyhow!(
-            "a stored scan has no answer"
-        ))),
-    }
-}
-
-async fn record_scan(
-    tx: &mut Transaction<'_, Postgres>,
-    event_id: i32,
-    nonce: &str,
-    code_sha256: &[u8],
-    (status, body): &Answer,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE check_in_scans SET status_code = $4, response_body = $5 \
-         WHERE event_id = $1 AND nonce = $2 AND code_sha256 = $3",
-    )
-    .bind(event_id)
-    .bind(nonce)
-    .bind(code_sha256)
-    .bind(i16::try_from(status.as_u16()).unwrap_or(500))
-    .bind(body)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// The ticket a code names, as check-in reads it.
-#[derive(sqlx::FromRow)]
-struct Admission {
-    booking_id: i32,
-    status: BookingStatus,
-    seat_count: i32,
-    ticket_type_id: i32,
-    firstname: String,
-    lastname: String,
-}
-
-/// The rules of the door, in the contract's order, and the check-in itself.
-async fn admit(
-    tx: &mut Transaction<'_, Postgres>,
+/// One scan, as the statement takes it.
+struct Scan<'a> {
     event_id: i32,
     caller: i32,
-    claims: Option<&TicketClaims>,
-) -> Result<CheckInEnvelope> {
-    let claims = claims.ok_or_else(invalid)?;
-    if claims.evt != event_id {
-        return Err(AppError::bad_request("Ticket belongs to another event"));
-    }
-    let reference: Uuid = claims.reference.parse().map_err(|_| invalid())?;
-    let ticket = sqlx::query_as::<_, Admission>(
-        "SELECT b.id AS booking_id, b.status, b.seat_count, b.ticket_type_id, \
-                u.firstname, u.lastname \
-         FROM bookings b JOIN users u ON u.id = b.user_id \
-         WHERE b.booking_reference = $1 AND b.event_id = $2",
-    )
-    .bind(reference)
-    .bind(event_id)
-    .fetch_optional(&mut **tx)
-    .await?
-    .filter(|t| (1..=t.seat_count).contains(&claims.n) && t.ticket_type_id == claims.tt)
-    .ok_or_else(invalid)?;
-    match ticket.status {
-        BookingStatus::Confirmed => {}
-        BookingStatus::Cancelled => {
-            return Err(AppError::conflict(
-                "Ticket is void: the booking was cancelled",
-            ))
-        }
-        // A hold never had tickets: no code of ours can name it.
-        BookingStatus::Pending | BookingStatus::Expired => return Err(invalid()),
-    }
-    let inserted: Option<Timestamp> = sqlx::query_scalar(
-        "INSERT INTO check_ins (booking_id, number, checked_in_by, event_id) \
-         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING checked_in_at",
-    )
-    .bind(ticket.booking_id)
-    .bind(claims.n)
-    .bind(caller)
-    .bind(event_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(checked_in_at) = inserted else {
-        let first: Timestamp = sqlx::query_scalar(
-            "SELECT checked_in_at FROM check_ins WHERE booking_id = $1 AND number = $2",
+    nonce: Option<&'a str>,
+    code_sha256: Vec<u8>,
+    /// The booking reference and claims of a code of this event.
+    ticket: Option<(Uuid, &'a TicketClaims)>,
+    /// The outcome when the code alone decides it.
+    known: Option<&'static str>,
+}
+
+/// What the statement saw and did.
+#[derive(sqlx::FromRow)]
+struct Seen {
+    caller_role: Option<Role>,
+    organizer_id: Option<i32>,
+    /// An earlier scan with this nonce and code was visible.
+    replay: bool,
+    /// This statement stored the scan (always false without a nonce).
+    claimed: bool,
+    /// The stored answer of a scan from before outcomes were stored.
+    legacy_status: Option<i16>,
+    legacy_body: Option<String>,
+    outcome: Option<String>,
+    booking_reference: Option<Uuid>,
+    number: Option<i32>,
+    ticket_type_id: Option<i32>,
+    firstname: Option<String>,
+    lastname: Option<String>,
+    checked_in_at: Option<Timestamp>,
+}
+
+impl Scan<'_> {
+    /// The rules of the door, in the contract's order (the caller's role; the event's owner; the code; the
+    /// ticket's status; a first check-in), and the check-in itself. An earlier scan with the
+    /// same nonce and code is answered from its stored outcome and changes nothing.
+    async fn run(&self, conn: &mut PgConnection) -> Result<Seen> {
+        let (reference, number, ticket_type) = match self.ticket {
+            Some((reference, c)) => (Some(reference), c.n, c.tt),
+            None => (None, 0, 0),
+        };
+        Ok(sqlx::query_as::<_, Seen>(
+            "WITH caller AS ( \
+                 SELECT role FROM users WHERE id = $2 \
+             ), ev AS ( \
+                 SELECT organizer_id FROM events WHERE id = $1 \
+             ), prior AS ( \
+                 SELECT true AS found, outcome, booking_id, number, status_code, response_body \
+                 FROM check_in_scans WHERE event_id = $1 AND nonce = $6 AND code_sha256 = $7 \
+             ), ticket AS ( \
+                 SELECT id, status FROM bookings \
+                 WHERE $8::text IS NULL AND booking_reference = $3 AND event_id = $1 \
+                   AND $4 BETWEEN 1 AND seat_count AND ticket_type_id = $5 \
+             ), fresh AS ( \
+                 SELECT 1 FROM ev, caller \
+                 WHERE caller.role = 'ORGANIZER' AND organizer_id = $2 \
+                   AND NOT EXISTS (SELECT 1 FROM prior) \
+             ), admitted AS ( \
+                 INSERT INTO check_ins (booking_id, number, checked_in_by, event_id) \
+                 SELECT id, $4, $2, $1 FROM ticket, fresh WHERE status = 'CONFIRMED' \
+                 ON CONFLICT DO NOTHING RETURNING checked_in_at \
+             ), decided AS ( \
+                 SELECT CASE WHEN $8 IS NOT NULL THEN $8 \
+                             WHEN t.status IS NULL THEN 'INVALID' \
+                             WHEN t.status = 'CANCELLED' THEN 'VOID' \
+                             WHEN t.status <> 'CONFIRMED' THEN 'INVALID' \
+                             WHEN EXISTS (SELECT 1 FROM admitted) THEN 'CHECKED_IN' \
+                             ELSE 'ALREADY_CHECKED_IN' END AS outcome, \
+                        t.id AS booking_id \
+                 FROM (SELECT) one LEFT JOIN ticket t ON true \
+             ), scan AS ( \
+                 INSERT INTO check_in_scans (event_id, nonce, code_sha256, outcome, booking_id, number) \
+                 SELECT $1, $6, $7, d.outcome, d.booking_id, $4 FROM decided d, fresh \
+                 WHERE $6 IS NOT NULL \
+                 ON CONFLICT DO NOTHING RETURNING 1 \
+             ), shown AS ( \
+                 SELECT CASE WHEN p.found IS NULL THEN d.outcome ELSE p.outcome END AS outcome, \
+                        CASE WHEN p.found IS NULL THEN d.booking_id ELSE p.booking_id END AS booking_id, \
+                        CASE WHEN p.found IS NULL THEN $4 ELSE p.number END AS number, \
+                        p.status_code, p.response_body, p.found IS NOT NULL AS replay \
+                 FROM decided d LEFT JOIN prior p ON true \
+             ) \
+             SELECT caller.role AS caller_role, ev.organizer_id, s.replay, EXISTS (SELECT 1 FROM scan) AS claimed, \
+                    s.status_code AS legacy_status, s.response_body AS legacy_body, s.outcome, \
+                    b.booking_reference, s.number, b.ticket_type_id, u.firstname, u.lastname, \
+                    COALESCE((SELECT checked_in_at FROM admitted), c.checked_in_at) AS checked_in_at \
+             FROM shown s \
+             LEFT JOIN caller ON true \
+             LEFT JOIN ev ON true \
+             LEFT JOIN bookings b ON b.id = s.booking_id \
+             LEFT JOIN users u ON u.id = b.user_id \
+             LEFT JOIN check_ins c ON c.booking_id = s.booking_id AND c.number = s.number",
         )
-        .bind(ticket.booking_id)
-        .bind(claims.n)
-        .fetch_one(&mut **tx)
-        .await?;
-        return Err(AppError::conflict(format!(
-            "Ticket already checked in at {}",
-            time::format(&first)
-        )));
-    };
-    Ok(CheckInEnvelope {
-        success: true,
-        message: "Checked in",
-        data: CheckedIn {
-            booking_reference: reference,
-            number: claims.n,
-            ticket_type_id: ticket.ticket_type_id,
-            checked_in_at,
-            holder: Holder {
-                firstname: ticket.firstname,
-                lastname: ticket.lastname,
+        .bind(self.event_id)
+        .bind(self.caller)
+        .bind(reference)
+        .bind(number)
+        .bind(ticket_type)
+        .bind(self.nonce)
+        .bind(&self.code_sha256)
+        .bind(self.known)
+        .fetch_one(conn)
+        .await?)
+    }
+}
+
+impl Seen {
+    /// The scan's answer, or `None` when what decides it is not in sight yet: the same nonce's
+    /// first scan, or the ticket's first check-in, committed after this statement began.
+    fn answer(self, with_nonce: bool) -> Result<Option<Answer>> {
+        if self.replay {
+            if let (Some(status), Some(body)) = (self.legacy_status, self.legacy_body.clone()) {
+                let status = u16::try_from(status)
+                    .ok()
+                    .and_then(|s| StatusCode::from_u16(s).ok())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                return Ok(Some((status, body)));
+            }
+        } else if with_nonce && !self.claimed {
+            // A first scan with the same nonce and code committed after this statement began:
+            // its answer is the one to give.
+            return Ok(None);
+        }
+        let outcome = self.outcome.as_deref().unwrap_or(INVALID);
+        let error = match outcome {
+            "CHECKED_IN" => return self.checked_in().map(Some),
+            "ALREADY_CHECKED_IN" => match self.checked_in_at {
+                Some(first) => AppError::conflict(format!(
+                    "Ticket already checked in at {}",
+                    time::format(&first)
+                )),
+                None => return Ok(None),
             },
-        },
-    })
+            "VOID" => AppError::conflict("Ticket is void: the booking was cancelled"),
+            OTHER_EVENT => AppError::bad_request("Ticket belongs to another event"),
+            _ => AppError::bad_request("Invalid ticket code"),
+        };
+        Ok(Some(error.client_body().ok_or(error)?))
+    }
+
+    fn checked_in(self) -> Result<Answer> {
+        let missing = || AppError::Internal(anyhow::anyhow!("a checked-in ticket without its row"));
+        let body = CheckInEnvelope {
+            success: true,
+            message: "Checked in",
+            data: CheckedIn {
+                booking_reference: self.booking_reference.ok_or_else(missing)?,
+                number: self.number.ok_or_else(missing)?,
+                ticket_type_id: self.ticket_type_id.ok_or_else(missing)?,
+                checked_in_at: self.checked_in_at.ok_or_else(missing)?,
+                holder: Holder {
+                    firstname: self.firstname.unwrap_or_default(),
+                    lastname: self.lastname.unwrap_or_default(),
+                },
+            },
+        };
+        let body = serde_json::to_string(&body).map_err(|e| AppError::Internal(e.into()))?;
+        Ok((StatusCode::OK, body))
+    }
 }

@@ -250,6 +250,100 @@ async fn twenty_simultaneous_scans_of_one_ticket_let_it_in_once() {
     assert_eq!(admitted, 1);
 }
 
+/// A scanner that retries before its first scan was answered: every copy gets the same answer,
+/// whichever statement stored it; refusals are replayed too, and scans stored before outcomes
+/// were (a rendered answer) still replay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_retries_of_one_scan_all_get_its_first_answer() {
+    let app = TestApp::spawn().await;
+    let (organizer, event_id, user, reference) = booked(&app, 2).await;
+    let (_, list) = tickets(&app, &user, &reference).await;
+    let code = list["data"][0]["code"].as_str().unwrap().to_string();
+    let retries: Vec<_> = (0..20)
+        .map(|_| {
+            let request = app
+                .request(
+                    reqwest::Method::POST,
+                    &format!("/events/{event_id}/check-ins"),
+                    Some(&organizer),
+                )
+                .json(&json!({ "code": code, "nonce": "gate-1" }));
+            tokio::spawn(async move { parts(request.send().await.unwrap()).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for retry in retries {
+        answers.push(retry.await.unwrap());
+    }
+    let (status, first) = answers[0].clone();
+    assert_eq!(status, 200, "{first}");
+    assert!(answers.iter().all(|a| a == &answers[0]), "{answers:?}");
+
+    // A refusal is stored and replayed as it was, also once its cause is gone from sight.
+    let (status, refused) = scan(
+        &app,
+        &organizer,
+        event_id,
+        json!({ "code": code, "nonce": "gate-2" }),
+    )
+    .await;
+    assert_eq!(status, 409, "{refused}");
+    let (again, replayed) = scan(
+        &app,
+        &organizer,
+        event_id,
+        json!({ "code": code, "nonce": "gate-2" }),
+    )
+    .await;
+    assert_eq!((again, &replayed), (409, &refused));
+    let stored: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT nonce, outcome FROM check_in_scans WHERE event_id = $1 ORDER BY nonce",
+    )
+    .bind(event_id as i32)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        stored,
+        vec![
+            ("gate-1".to_string(), Some("CHECKED_IN".to_string())),
+            ("gate-2".to_string(), Some("ALREADY_CHECKED_IN".to_string())),
+        ]
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM check_ins")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+
+    // A scan stored with its rendered answer (before outcomes were stored) replays that answer.
+    let second = list["data"][1]["code"].as_str().unwrap().to_string();
+    let digest = ring::digest::digest(&ring::digest::SHA256, second.as_bytes());
+    sqlx::query(
+        "INSERT INTO check_in_scans (event_id, nonce, code_sha256, status_code, response_body) \
+         VALUES ($1, 'old-1', $2, 409, $3)",
+    )
+    .bind(event_id as i32)
+    .bind(digest.as_ref())
+    .bind(r#"{"statusCode":409,"message":"stored before","error":"Conflict"}"#)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let (status, body) = scan(
+        &app,
+        &organizer,
+        event_id,
+        json!({ "code": second, "nonce": "old-1" }),
+    )
+    .await;
+    assert_error(status, &body, 409, "stored before");
+    let (status, body) = scan(&app, &organizer, event_id, json!({ "code": second })).await;
+    assert_eq!(
+        status, 200,
+        "a replay changes nothing; a new scan still gets in: {body}"
+    );
+}
+
 #[tokio::test]
 async fn codes_that_are_not_ours_or_not_for_this_event_are_refused() {
     let app = TestApp::spawn().await;
@@ -323,7 +417,20 @@ async fn codes_that_are_not_ours_or_not_for_this_event_are_refused() {
         403,
         "You can only check in tickets of your own events",
     );
-    let (status, body) = scan(&app, &user, event_id, json!({ "code": code })).await;
+    // A USER is refused before anything else is looked at, as on every organizer route.
+    for (event, body) in [
+        (event_id, json!({ "code": code })),
+        (event_id, json!({ "nonce": "" })),
+        (999_999, json!({ "code": code })),
+    ] {
+        let (status, body) = scan(&app, &user, event, body).await;
+        assert_error(status, &body, 403, "Forbidden resource");
+    }
+    let (status, body) = parts(
+        app.post("/events/x/check-ins", Some(&user), &json!({ "code": code }))
+            .await,
+    )
+    .await;
     assert_error(status, &body, 403, "Forbidden resource");
     let (status, body) = scan(&app, &organizer, 999_999, json!({ "code": code })).await;
     assert_error(status, &body, 404, "Event with ID 999999 not found");
