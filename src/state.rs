@@ -12,7 +12,7 @@ use crate::insight::cache::StatsCache;
 use crate::limits::Limits;
 use crate::live::Live;
 use crate::readiness::Readiness;
-use crate::tickets::TicketKeys;
+use crate::tickets::{Door, TicketKeys};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -26,6 +26,8 @@ pub struct AppState {
     pub ready: Readiness,
     /// The keys that sign and verify ticket codes.
     pub tickets: Arc<TicketKeys>,
+    /// Where check-in scans wait to share a statement.
+    pub door: Arc<Door>,
     /// The change feed and the open live streams.
     pub live: Live,
     /// Where public reads go: the replica of `DATABASE_READ_URL` while it answers.
@@ -48,6 +50,7 @@ impl AppState {
             limits: Limits::new(&config.rate_limits),
             ready: Readiness::ready(),
             tickets: Arc::new(TicketKeys::new(config.ticket_signing_key.clone())),
+            door: Arc::new(Door::new(db.clone())),
             live: Live::new(config.live_max_streams),
             stats: Arc::default(),
             reads: match config

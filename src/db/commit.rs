@@ -6,7 +6,6 @@
 
 use std::future::Future;
 
-use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::time::{timeout_at, Instant};
 
@@ -70,37 +69,6 @@ pub async fn commit_within(tx: Tx, answer_by: Instant) -> Result<()> {
         },
         Err(_) => Err(AppError::OutcomeUnknown(
             "COMMIT sent, no answer by the deadline".into(),
-        )),
-    }
-}
-
-/// A connection for a write of one autocommit statement, taken by the request's commit
-/// deadline: failing that, nothing was sent and the answer is an honest 503.
-pub async fn connection_in_time(
-    db: &PgPool,
-    start: RequestStart,
-) -> Result<PoolConnection<Postgres>> {
-    timeout_at(start.commit_by(), db.acquire())
-        .await
-        .unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut))
-        .map_err(AppError::from)
-}
-
-/// Waits for `sent` — autocommit statements on a connection of `connection_in_time` — until
-/// the request's answer deadline. A statement is its own transaction: once sent it may have
-/// committed, so no answer by the deadline, or a connection lost meanwhile, is
-/// `OutcomeUnknown`, never a 503 that might be a lie.
-pub async fn sent_in_time<T>(
-    start: RequestStart,
-    sent: impl Future<Output = Result<T>>,
-) -> Result<T> {
-    match timeout_at(start.answer_by(), sent).await {
-        Ok(Err(error)) if error.is_connection_failure() => {
-            Err(AppError::OutcomeUnknown(error.to_string()))
-        }
-        Ok(answer) => answer,
-        Err(_) => Err(AppError::OutcomeUnknown(
-            "statement sent, no answer by the deadline".into(),
         )),
     }
 }

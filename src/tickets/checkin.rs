@@ -2,23 +2,23 @@
 //! once — the primary key of `check_ins` makes a second check-in impossible whatever the
 //! interleaving. A scanner that retries with the same nonce gets the first answer again.
 //!
-//! One scan is one statement, its own transaction: it checks the event's owner, reads the
-//! ticket, inserts the check-in and stores the scan's outcome together, so a door scanner
-//! waits for one round trip, and the outcome can never be stored without the check-in it
-//! describes or the other way round. The answer is rendered from the outcome, the same way the
-//! first time and on every replay.
+//! A scan is decided by one statement, its own transaction, which checks the caller and the
+//! event's owner, reads the ticket, inserts the check-in and stores the scan's outcome
+//! together: the outcome can never be stored without the check-in it describes or the other
+//! way round. Scans waiting at the same time share that statement (see `door`). The answer is
+//! rendered from the outcome, the same way the first time and on every replay.
 
 use axum::http::StatusCode;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::keys::{TicketClaims, TicketKeys};
+use super::keys::TicketClaims;
 use super::model::{CheckInEnvelope, CheckedIn, Holder};
 use crate::auth::{invalid_token, Role};
-use crate::db::commit::{connection_in_time, sent_in_time};
 use crate::error::{AppError, Result};
 use crate::events::service::not_found;
 use crate::http::deadline::RequestStart;
+use crate::state::AppState;
 use crate::time::{self, Timestamp};
 
 /// A check-in's answer: status and JSON body, as sent and as replayed.
@@ -28,8 +28,7 @@ const INVALID: &str = "INVALID";
 const OTHER_EVENT: &str = "OTHER_EVENT";
 
 pub async fn check_in(
-    db: &sqlx::PgPool,
-    keys: &TicketKeys,
+    state: &AppState,
     event_id: i32,
     caller: i32,
     code: &str,
@@ -37,71 +36,157 @@ pub async fn check_in(
     start: RequestStart,
 ) -> Result<Answer> {
     // Verified before the statement: it needs no database state but the keys.
-    let claims = keys.verify(db, code).await?;
-    let scan = Scan {
-        event_id,
-        caller,
-        nonce,
-        code_sha256: ring::digest::digest(&ring::digest::SHA256, code.as_bytes())
-            .as_ref()
-            .to_vec(),
-        ticket: claims.as_ref().and_then(|c| {
-            let reference = c.reference.parse::<Uuid>().ok()?;
-            (c.evt == event_id).then_some((reference, c))
-        }),
-        known: match &claims {
-            None => Some(INVALID),
-            Some(c) if c.evt != event_id => Some(OTHER_EVENT),
-            Some(c) if c.reference.parse::<Uuid>().is_err() => Some(INVALID),
-            Some(_) => None,
-        },
-    };
-    let mut conn = connection_in_time(db, start).await?;
-    sent_in_time(start, async {
-        // A scan racing one that committed after this statement's snapshot (the same nonce,
-        // or the same ticket) sees its effect but not its row; the next statement sees both.
-        for _ in 0..3 {
-            let row = scan.run(&mut conn).await?;
-            match row.caller_role {
-                None => return Err(invalid_token()),
-                Some(Role::User) => return Err(AppError::forbidden("Forbidden resource")),
-                Some(Role::Organizer) => {}
-            }
-            match row.organizer_id {
-                None => return Err(not_found(event_id)),
-                Some(owner) if owner != caller => {
-                    return Err(AppError::forbidden(
-                        "You can only check in tickets of your own events",
-                    ))
-                }
-                Some(_) => {}
-            }
-            if let Some(answer) = row.answer(nonce.is_some())? {
-                return Ok(answer);
-            }
-        }
-        Err(AppError::Internal(anyhow::anyhow!(
-            "a check-in's outcome stayed out of sight after three statements"
-        )))
-    })
-    .await
+    let claims = state.tickets.verify(&state.db, code).await?;
+    state
+        .door
+        .scan(Scan::new(event_id, caller, code, nonce, claims), start)
+        .await
 }
 
 /// One scan, as the statement takes it.
-struct Scan<'a> {
+pub struct Scan {
     event_id: i32,
     caller: i32,
-    nonce: Option<&'a str>,
+    nonce: Option<String>,
     code_sha256: Vec<u8>,
-    /// The booking reference and claims of a code of this event.
-    ticket: Option<(Uuid, &'a TicketClaims)>,
+    /// The booking reference, number and type of a well-formed code of this event.
+    ticket: Option<(Uuid, i32, i32)>,
     /// The outcome when the code alone decides it.
     known: Option<&'static str>,
 }
 
-/// What the statement saw and did.
+impl Scan {
+    fn new(
+        event_id: i32,
+        caller: i32,
+        code: &str,
+        nonce: Option<&str>,
+        claims: Option<TicketClaims>,
+    ) -> Self {
+        let (ticket, known) = match claims {
+            None => (None, Some(INVALID)),
+            Some(c) if c.evt != event_id => (None, Some(OTHER_EVENT)),
+            Some(c) => match c.reference.parse::<Uuid>() {
+                Ok(reference) => (Some((reference, c.n, c.tt)), None),
+                Err(_) => (None, Some(INVALID)),
+            },
+        };
+        Self {
+            event_id,
+            caller,
+            nonce: nonce.map(str::to_owned),
+            code_sha256: ring::digest::digest(&ring::digest::SHA256, code.as_bytes())
+                .as_ref()
+                .to_vec(),
+            ticket,
+            known,
+        }
+    }
+
+    /// What makes two scans of one statement collide: the same ticket, or the same stored
+    /// scan. A statement takes at most one scan per key.
+    pub fn keys(&self) -> [Option<Vec<u8>>; 2] {
+        let ticket = self.ticket.map(|(reference, n, _)| {
+            let mut key = reference.as_bytes().to_vec();
+            key.extend_from_slice(&n.to_be_bytes());
+            key
+        });
+        let scan = self.nonce.as_ref().map(|nonce| {
+            let mut key = self.event_id.to_be_bytes().to_vec();
+            key.extend_from_slice(&self.code_sha256);
+            key.extend_from_slice(nonce.as_bytes());
+            key
+        });
+        [ticket, scan]
+    }
+}
+
+/// The rules of the door for several scans at once, each on its own (the caller's role; the
+/// event's owner; the code; the ticket's status; a first check-in, in the contract's order),
+/// and the check-ins themselves. A scan whose nonce and code were stored before is answered
+/// from that outcome and changes nothing. The scans must not collide (`Scan::keys`); the
+/// result has one row per scan, in order.
+pub async fn run(conn: &mut PgConnection, scans: &[&Scan]) -> Result<Vec<Seen>> {
+    let column = |f: &dyn Fn(&Scan) -> i32| scans.iter().map(|s| f(s)).collect::<Vec<_>>();
+    let ticket = |s: &Scan| s.ticket.unwrap_or((Uuid::nil(), 0, 0));
+    Ok(sqlx::query_as::<_, Seen>(
+        "WITH scan AS ( \
+             SELECT * FROM unnest($1::int[], $2::int[], $3::uuid[], $4::int[], $5::int[], \
+                                  $6::text[], $7::bytea[], $8::text[]) WITH ORDINALITY \
+                 AS s(event_id, caller, reference, number, ticket_type, nonce, code_sha256, \
+                      known, i) \
+         ), looked AS ( \
+             SELECT s.*, u.role AS caller_role, e.organizer_id, \
+                    p.event_id IS NOT NULL AS replay, p.outcome AS prior_outcome, \
+                    p.booking_id AS prior_booking_id, p.number AS prior_number, \
+                    p.status_code AS legacy_status, p.response_body AS legacy_body, \
+                    t.id AS booking_id, t.status, \
+                    (u.role = 'ORGANIZER' AND e.organizer_id = s.caller \
+                     AND p.event_id IS NULL) AS fresh \
+             FROM scan s \
+             LEFT JOIN users u ON u.id = s.caller \
+             LEFT JOIN events e ON e.id = s.event_id \
+             LEFT JOIN check_in_scans p ON p.event_id = s.event_id AND p.nonce = s.nonce \
+                                       AND p.code_sha256 = s.code_sha256 \
+             LEFT JOIN bookings t ON s.known IS NULL AND t.booking_reference = s.reference \
+                                 AND t.event_id = s.event_id AND t.ticket_type_id = s.ticket_type \
+                                 AND s.number BETWEEN 1 AND t.seat_count \
+         ), admitted AS ( \
+             INSERT INTO check_ins (booking_id, number, checked_in_by, event_id) \
+             SELECT booking_id, number, caller, event_id FROM looked \
+             WHERE fresh AND status = 'CONFIRMED' ORDER BY booking_id, number \
+             ON CONFLICT DO NOTHING RETURNING booking_id, number, checked_in_at \
+         ), decided AS ( \
+             SELECT l.*, a.checked_in_at AS admitted_at, \
+                    CASE WHEN l.known IS NOT NULL THEN l.known \
+                         WHEN l.status IS NULL THEN 'INVALID' \
+                         WHEN l.status = 'CANCELLED' THEN 'VOID' \
+                         WHEN l.status <> 'CONFIRMED' THEN 'INVALID' \
+                         WHEN a.booking_id IS NOT NULL THEN 'CHECKED_IN' \
+                         ELSE 'ALREADY_CHECKED_IN' END AS outcome \
+             FROM looked l \
+             LEFT JOIN admitted a ON a.booking_id = l.booking_id AND a.number = l.number \
+         ), stored AS ( \
+             INSERT INTO check_in_scans (event_id, nonce, code_sha256, outcome, booking_id, number) \
+             SELECT event_id, nonce, code_sha256, outcome, booking_id, number FROM decided \
+             WHERE fresh AND nonce IS NOT NULL ORDER BY event_id, nonce, code_sha256 \
+             ON CONFLICT DO NOTHING RETURNING event_id, nonce, code_sha256 \
+         ), shown AS ( \
+             SELECT d.i, d.caller_role, d.organizer_id, d.replay, d.legacy_status, \
+                    d.legacy_body, d.admitted_at, st.event_id IS NOT NULL AS claimed, \
+                    CASE WHEN d.replay THEN d.prior_outcome ELSE d.outcome END AS outcome, \
+                    CASE WHEN d.replay THEN d.prior_booking_id ELSE d.booking_id END \
+                        AS booking_id, \
+                    CASE WHEN d.replay THEN d.prior_number ELSE d.number END AS number \
+             FROM decided d \
+             LEFT JOIN stored st ON st.event_id = d.event_id AND st.nonce = d.nonce \
+                                AND st.code_sha256 = d.code_sha256 \
+         ) \
+         SELECT s.caller_role, s.organizer_id, s.replay, s.claimed, \
+                s.legacy_status, s.legacy_body, s.outcome, b.booking_reference, s.number, \
+                b.ticket_type_id, u.firstname, u.lastname, \
+                COALESCE(s.admitted_at, c.checked_in_at) AS checked_in_at \
+         FROM shown s \
+         LEFT JOIN bookings b ON b.id = s.booking_id \
+         LEFT JOIN users u ON u.id = b.user_id \
+         LEFT JOIN check_ins c ON c.booking_id = s.booking_id AND c.number = s.number \
+         ORDER BY s.i",
+    )
+    .bind(column(&|s| s.event_id))
+    .bind(column(&|s| s.caller))
+    .bind(scans.iter().map(|s| s.ticket.map(|t| t.0)).collect::<Vec<_>>())
+    .bind(column(&|s| ticket(s).1))
+    .bind(column(&|s| ticket(s).2))
+    .bind(scans.iter().map(|s| s.nonce.clone()).collect::<Vec<_>>())
+    .bind(scans.iter().map(|s| s.code_sha256.clone()).collect::<Vec<_>>())
+    .bind(scans.iter().map(|s| s.known).collect::<Vec<_>>())
+    .fetch_all(conn)
+    .await?)
+}
+
+/// What the statement saw and did for one scan.
 #[derive(sqlx::FromRow)]
-struct Seen {
+pub struct Seen {
     caller_role: Option<Role>,
     organizer_id: Option<i32>,
     /// An earlier scan with this nonce and code was visible.
@@ -120,84 +205,24 @@ struct Seen {
     checked_in_at: Option<Timestamp>,
 }
 
-impl Scan<'_> {
-    /// The rules of the door, in the contract's order (the caller's role; the event's owner; the code; the
-    /// ticket's status; a first check-in), and the check-in itself. An earlier scan with the
-    /// same nonce and code is answered from its stored outcome and changes nothing.
-    async fn run(&self, conn: &mut PgConnection) -> Result<Seen> {
-        let (reference, number, ticket_type) = match self.ticket {
-            Some((reference, c)) => (Some(reference), c.n, c.tt),
-            None => (None, 0, 0),
-        };
-        Ok(sqlx::query_as::<_, Seen>(
-            "WITH caller AS ( \
-                 SELECT role FROM users WHERE id = $2 \
-             ), ev AS ( \
-                 SELECT organizer_id FROM events WHERE id = $1 \
-             ), prior AS ( \
-                 SELECT true AS found, outcome, booking_id, number, status_code, response_body \
-                 FROM check_in_scans WHERE event_id = $1 AND nonce = $6 AND code_sha256 = $7 \
-             ), ticket AS ( \
-                 SELECT id, status FROM bookings \
-                 WHERE $8::text IS NULL AND booking_reference = $3 AND event_id = $1 \
-                   AND $4 BETWEEN 1 AND seat_count AND ticket_type_id = $5 \
-             ), fresh AS ( \
-                 SELECT 1 FROM ev, caller \
-                 WHERE caller.role = 'ORGANIZER' AND organizer_id = $2 \
-                   AND NOT EXISTS (SELECT 1 FROM prior) \
-             ), admitted AS ( \
-                 INSERT INTO check_ins (booking_id, number, checked_in_by, event_id) \
-                 SELECT id, $4, $2, $1 FROM ticket, fresh WHERE status = 'CONFIRMED' \
-                 ON CONFLICT DO NOTHING RETURNING checked_in_at \
-             ), decided AS ( \
-                 SELECT CASE WHEN $8 IS NOT NULL THEN $8 \
-                             WHEN t.status IS NULL THEN 'INVALID' \
-                             WHEN t.status = 'CANCELLED' THEN 'VOID' \
-                             WHEN t.status <> 'CONFIRMED' THEN 'INVALID' \
-                             WHEN EXISTS (SELECT 1 FROM admitted) THEN 'CHECKED_IN' \
-                             ELSE 'ALREADY_CHECKED_IN' END AS outcome, \
-                        t.id AS booking_id \
-                 FROM (SELECT) one LEFT JOIN ticket t ON true \
-             ), scan AS ( \
-                 INSERT INTO check_in_scans (event_id, nonce, code_sha256, outcome, booking_id, number) \
-                 SELECT $1, $6, $7, d.outcome, d.booking_id, $4 FROM decided d, fresh \
-                 WHERE $6 IS NOT NULL \
-                 ON CONFLICT DO NOTHING RETURNING 1 \
-             ), shown AS ( \
-                 SELECT CASE WHEN p.found IS NULL THEN d.outcome ELSE p.outcome END AS outcome, \
-                        CASE WHEN p.found IS NULL THEN d.booking_id ELSE p.booking_id END AS booking_id, \
-                        CASE WHEN p.found IS NULL THEN $4 ELSE p.number END AS number, \
-                        p.status_code, p.response_body, p.found IS NOT NULL AS replay \
-                 FROM decided d LEFT JOIN prior p ON true \
-             ) \
-             SELECT caller.role AS caller_role, ev.organizer_id, s.replay, EXISTS (SELECT 1 FROM scan) AS claimed, \
-                    s.status_code AS legacy_status, s.response_body AS legacy_body, s.outcome, \
-                    b.booking_reference, s.number, b.ticket_type_id, u.firstname, u.lastname, \
-                    COALESCE((SELECT checked_in_at FROM admitted), c.checked_in_at) AS checked_in_at \
-             FROM shown s \
-             LEFT JOIN caller ON true \
-             LEFT JOIN ev ON true \
-             LEFT JOIN bookings b ON b.id = s.booking_id \
-             LEFT JOIN users u ON u.id = b.user_id \
-             LEFT JOIN check_ins c ON c.booking_id = s.booking_id AND c.number = s.number",
-        )
-        .bind(self.event_id)
-        .bind(self.caller)
-        .bind(reference)
-        .bind(number)
-        .bind(ticket_type)
-        .bind(self.nonce)
-        .bind(&self.code_sha256)
-        .bind(self.known)
-        .fetch_one(conn)
-        .await?)
-    }
-}
-
 impl Seen {
     /// The scan's answer, or `None` when what decides it is not in sight yet: the same nonce's
     /// first scan, or the ticket's first check-in, committed after this statement began.
-    fn answer(self, with_nonce: bool) -> Result<Option<Answer>> {
+    pub fn answer(self, scan: &Scan) -> Result<Option<Answer>> {
+        match self.caller_role {
+            None => return Err(invalid_token()),
+            Some(Role::User) => return Err(AppError::forbidden("Forbidden resource")),
+            Some(Role::Organizer) => {}
+        }
+        match self.organizer_id {
+            None => return Err(not_found(scan.event_id)),
+            Some(owner) if owner != scan.caller => {
+                return Err(AppError::forbidden(
+                    "You can only check in tickets of your own events",
+                ))
+            }
+            Some(_) => {}
+        }
         if self.replay {
             if let (Some(status), Some(body)) = (self.legacy_status, self.legacy_body.clone()) {
                 let status = u16::try_from(status)
@@ -206,7 +231,7 @@ impl Seen {
                     .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 return Ok(Some((status, body)));
             }
-        } else if with_nonce && !self.claimed {
+        } else if scan.nonce.is_some() && !self.claimed {
             // A first scan with the same nonce and code committed after this statement began:
             // its answer is the one to give.
             return Ok(None);

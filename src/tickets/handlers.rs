@@ -93,8 +93,7 @@ pub async fn check_in(
     };
     let code = body.code.unwrap_or_default();
     let (status, body) = checkin::check_in(
-        &state.db,
-        &state.tickets,
+        &state,
         event_id,
         caller.id,
         code.trim(),

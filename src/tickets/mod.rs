@@ -1,9 +1,10 @@
 //! Tickets and check-in: a signed code per seat of a confirmed booking (`keys`), derived on
 //! demand (`service`), shown as a list, a QR code and a PDF (`documents`), and let in at the
-//! door exactly once (`checkin`).
+//! door exactly once (`checkin`, with scans that arrive together sharing a statement: `door`).
 
 mod checkin;
 mod documents;
+mod door;
 mod handlers;
 pub mod keys;
 pub mod model;
@@ -13,6 +14,7 @@ pub mod service;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use door::Door;
 pub use keys::TicketKeys;
 
 use crate::state::AppState;

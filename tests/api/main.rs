@@ -2,6 +2,7 @@
 
 mod auth;
 mod bookings;
+mod door;
 mod errors;
 mod events;
 mod helpers;

@@ -10,7 +10,7 @@ use crate::helpers::{assert_error, assert_validation, parts, TestApp};
 
 const INVALID: &str = "Invalid ticket code";
 
-async fn tickets(app: &TestApp, token: &str, reference: &str) -> (u16, Value) {
+pub async fn tickets(app: &TestApp, token: &str, reference: &str) -> (u16, Value) {
     parts(
         app.get(&format!("/bookings/{reference}/tickets"), Some(token))
             .await,
@@ -18,7 +18,7 @@ async fn tickets(app: &TestApp, token: &str, reference: &str) -> (u16, Value) {
     .await
 }
 
-async fn scan(app: &TestApp, token: &str, event_id: i64, body: Value) -> (u16, Value) {
+pub async fn scan(app: &TestApp, token: &str, event_id: i64, body: Value) -> (u16, Value) {
     parts(
         app.post(&format!("/events/{event_id}/check-ins"), Some(token), &body)
             .await,
