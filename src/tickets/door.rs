@@ -10,14 +10,18 @@
 //! statement that fails for a reason of its own (not the connection) is repeated scan by scan,
 //! so one scan's failure is never another's.
 //!
-//! Deadlines as on every write path: a scan is not sent once its commit deadline has passed or
-//! its caller has gone; once sent, a caller that hears nothing by its answer deadline is told
-//! the outcome is unknown (a retry with the same nonce gets the stored answer).
+//! Deadlines as on every write path: a scan still queued at its commit deadline (the statement
+//! before it stalls) is never sent and answered 503; one whose caller has gone is not sent;
+//! once sent, a caller that hears nothing by its answer deadline is told the outcome is unknown
+//! (503 "Check-in outcome unknown: scan again with the same nonce"; that retry gets the stored
+//! answer).
 
 use std::collections::HashSet;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
 use tokio::sync::{mpsc, oneshot};
@@ -47,6 +51,24 @@ struct Job {
     scan: Scan,
     start: RequestStart,
     reply: oneshot::Sender<Result<Answer>>,
+    fate: Arc<Fate>,
+}
+
+/// Who decided what becomes of a queued scan first: the door sending it, or its caller giving
+/// up on it. Either way the other knows, so a caller is told 503 only for a scan never sent.
+#[derive(Default)]
+struct Fate(AtomicU8);
+
+const QUEUED: u8 = 0;
+const SENT: u8 = 1;
+const ABANDONED: u8 = 2;
+
+impl Fate {
+    fn settle(&self, fate: u8) -> bool {
+        self.0
+            .compare_exchange(QUEUED, fate, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
 }
 
 impl Job {
@@ -66,18 +88,26 @@ impl Door {
 
     /// Decides one scan, with whatever other scans are waiting.
     pub async fn scan(&self, scan: Scan, start: RequestStart) -> Result<Answer> {
-        let (reply, answer) = oneshot::channel();
+        let (reply, mut answer) = oneshot::channel();
+        let fate = Arc::new(Fate::default());
         self.queue()
-            .try_send(Job { scan, start, reply })
+            .try_send(Job {
+                scan,
+                start,
+                reply,
+                fate: fate.clone(),
+            })
             .map_err(|_| AppError::Unavailable("the door's queue is full".into()))?;
+        if let Ok(answer) = timeout_at(start.commit_by(), &mut answer).await {
+            return answer.unwrap_or_else(|_| Err(dropped()));
+        }
+        if fate.settle(ABANDONED) {
+            return Err(unsent());
+        }
         match timeout_at(start.answer_by(), answer).await {
             Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => Err(AppError::Internal(anyhow::anyhow!(
-                "the door dropped a scan"
-            ))),
-            Err(_) => Err(AppError::OutcomeUnknown(
-                "scan queued or sent, no answer by the deadline".into(),
-            )),
+            Ok(Err(_)) => Err(dropped()),
+            Err(_) => Err(unknown("scan sent, no answer by the deadline")),
         }
     }
 
@@ -111,18 +141,36 @@ async fn next_batch(waiting: &mut mpsc::Receiver<Job>) -> Option<Vec<Job>> {
     Some(jobs)
 }
 
-/// A scan is sent only while its caller waits and before its commit deadline.
+/// The scan was sent and the database stopped answering: it may have been let in. API.md's
+/// outcome-unknown message speaks of bookings; a scanner is told what to do instead.
+fn unknown(cause: &str) -> AppError {
+    tracing::warn!(%cause, "check-in sent, outcome unknown");
+    AppError::client(StatusCode::SERVICE_UNAVAILABLE, CHECK_IN_OUTCOME_UNKNOWN)
+}
+
+const CHECK_IN_OUTCOME_UNKNOWN: &str =
+    "Check-in outcome unknown: scan again with the same nonce";
+
+fn unsent() -> AppError {
+    AppError::Unavailable("deadline passed before the scan was sent".into())
+}
+
+fn dropped() -> AppError {
+    AppError::Internal(anyhow::anyhow!("the door dropped a scan"))
+}
+
+/// A scan is sent only while its caller waits for it, before its commit deadline.
 fn still_wanted(job: Job) -> Option<Job> {
     if job.reply.is_closed() {
         return None;
     }
     if Instant::now() >= job.start.commit_by() {
-        job.answer(Err(AppError::Unavailable(
-            "deadline passed before the scan was sent".into(),
-        )));
+        if job.fate.settle(ABANDONED) {
+            job.answer(Err(unsent()));
+        }
         return None;
     }
-    Some(job)
+    job.fate.settle(SENT).then_some(job)
 }
 
 async fn decide(db: &PgPool, jobs: Vec<Job>) {
@@ -151,7 +199,7 @@ async fn decide(db: &PgPool, jobs: Vec<Job>) {
         }
         Err(error) if error.is_connection_failure() => {
             for job in together {
-                job.answer(Err(AppError::OutcomeUnknown(error.to_string())));
+                job.answer(Err(unknown(&error.to_string())));
             }
         }
         // Rolled back as a whole: each scan gets a statement of its own.
@@ -181,9 +229,7 @@ async fn decide_alone(conn: &mut PoolConnection<Postgres>, scan: &Scan) -> Resul
         let row = run(conn, &[scan])
             .await
             .map_err(|error| match error {
-                error if error.is_connection_failure() => {
-                    AppError::OutcomeUnknown(error.to_string())
-                }
+                error if error.is_connection_failure() => unknown(&error.to_string()),
                 error => error,
             })?
             .pop()

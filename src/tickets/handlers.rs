@@ -73,6 +73,7 @@ pub async fn list_tickets(
         (status = 403, description = "You can only check in tickets of your own events", body = ErrorBody),
         (status = 404, description = "Event with ID 7 not found", body = ErrorBody),
         (status = 409, description = "Ticket is void: the booking was cancelled; Ticket already checked in at <checkedInAt>", body = ErrorBody),
+        (status = 503, description = "Service temporarily unavailable (nothing was checked in); Check-in outcome unknown: scan again with the same nonce", body = ErrorBody),
     )
 )]
 pub async fn check_in(

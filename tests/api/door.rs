@@ -9,8 +9,11 @@ use serde_json::{json, Value};
 
 use crate::bookings::book;
 use crate::events::{create_event, event_body};
-use crate::helpers::{parts, TestApp};
-use crate::tickets::tickets;
+use crate::helpers::{assert_error, parts, TestApp};
+use crate::tickets::{scan, tickets};
+
+const UNAVAILABLE: &str = "Service temporarily unavailable";
+const OUTCOME_UNKNOWN: &str = "Check-in outcome unknown: scan again with the same nonce";
 
 /// The codes of a fresh booking of `seats` on `event_id`.
 async fn codes(app: &TestApp, user: &str, event_id: i64, seats: i64) -> (String, Vec<String>) {
@@ -191,4 +194,84 @@ async fn a_crowd_of_scans_sharing_statements_gets_each_its_own_answer() {
             .await
             .unwrap();
     assert_eq!(elsewhere_in, 0);
+}
+
+/// The door's statement stalls (a 10 s trigger on `check_ins`): the scan it sent is answered
+/// "outcome unknown" before the request timeout and committed later, its retry replays that
+/// check-in; a scan queued behind it is answered 503, never sent, and gets in when retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_door_says_unknown_for_what_it_sent_and_503_for_what_it_never_sent() {
+    let app = TestApp::spawn().await;
+    let (organizer, _) = app.organizer("door@example.com").await;
+    let (user, _) = app.user("guest@example.com").await;
+    let event_id = create_event(&app, &organizer, &event_body("Stall", 10, "PUBLISHED")).await
+        ["id"]
+        .as_i64()
+        .unwrap();
+    let (_, codes) = codes(&app, &user, event_id, 2).await;
+    for sql in [
+        "CREATE FUNCTION slow_check_in() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN PERFORM pg_sleep(10); RETURN NULL; END $$",
+        "CREATE TRIGGER slow_check_in AFTER INSERT ON check_ins \
+         FOR EACH STATEMENT EXECUTE FUNCTION slow_check_in()",
+    ] {
+        sqlx::query(sql).execute(&app.db).await.unwrap();
+    }
+    let timed_scan = |code: String, nonce: &'static str, after: u64| {
+        let request = app
+            .request(
+                reqwest::Method::POST,
+                &format!("/events/{event_id}/check-ins"),
+                Some(&organizer),
+            )
+            .json(&json!({ "code": code, "nonce": nonce }));
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(after)).await;
+            let sent = std::time::Instant::now();
+            let answer = parts(request.send().await.unwrap()).await;
+            (answer, sent.elapsed().as_secs_f64())
+        })
+    };
+    let first = timed_scan(codes[0].clone(), "stall-1", 0);
+    let second = timed_scan(codes[1].clone(), "stall-2", 300);
+    let ((status, body), took) = first.await.unwrap();
+    assert_error(status, &body, 503, OUTCOME_UNKNOWN);
+    assert!(took < 10.0, "answered in {took:.1}s");
+    let ((status, body), took) = second.await.unwrap();
+    assert_error(status, &body, 503, UNAVAILABLE);
+    assert!(took < 10.0, "answered in {took:.1}s");
+
+    // Waits for the stalled statement to end (it holds a lock DROP TRIGGER needs).
+    sqlx::query("DROP TRIGGER slow_check_in ON check_ins")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let checked_in: Vec<i32> =
+        sqlx::query_scalar("SELECT number FROM check_ins WHERE event_id = $1 ORDER BY number")
+            .bind(event_id as i32)
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        checked_in,
+        [1],
+        "the sent scan committed; the queued one was never sent"
+    );
+    for (code, nonce) in [(&codes[0], "stall-1"), (&codes[1], "stall-2")] {
+        let (status, body) = scan(
+            &app,
+            &organizer,
+            event_id,
+            json!({ "code": code, "nonce": nonce }),
+        )
+        .await;
+        assert_eq!(status, 200, "{nonce}: {body}");
+        assert_eq!(body["message"], "Checked in");
+    }
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM check_ins WHERE event_id = $1")
+        .bind(event_id as i32)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(rows, 2);
 }
