@@ -148,8 +148,7 @@ fn unknown(cause: &str) -> AppError {
     AppError::client(StatusCode::SERVICE_UNAVAILABLE, CHECK_IN_OUTCOME_UNKNOWN)
 }
 
-const CHECK_IN_OUTCOME_UNKNOWN: &str =
-    "Check-in outcome unknown: scan again with the same nonce";
+const CHECK_IN_OUTCOME_UNKNOWN: &str = "Check-in outcome unknown: scan again with the same nonce";
 
 fn unsent() -> AppError {
     AppError::Unavailable("deadline passed before the scan was sent".into())
