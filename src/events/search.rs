@@ -73,14 +73,24 @@ impl EventQuery {
             }
             id
         });
-        let q = params.q.as_deref().and_then(|q| {
-            let length = q.chars().count();
-            if q.trim().is_empty() || length > MAX_QUERY {
-                errors.push(format!("q must be 1 to {MAX_QUERY} characters"));
-                return None;
+        // PostgreSQL text cannot hold NUL: refused like a NUL in a JSON body (API.md).
+        for (name, value) in [("q", &params.q), ("city", &params.city)] {
+            if value.as_deref().is_some_and(|v| v.contains('\0')) {
+                errors.push(format!("{name} must not contain NUL characters"));
             }
-            Some(q.trim().to_string())
-        });
+        }
+        let q = params
+            .q
+            .as_deref()
+            .filter(|q| !q.contains('\0'))
+            .and_then(|q| {
+                let length = q.chars().count();
+                if q.trim().is_empty() || length > MAX_QUERY {
+                    errors.push(format!("q must be 1 to {MAX_QUERY} characters"));
+                    return None;
+                }
+                Some(q.trim().to_string())
+            });
         let from = date_bound("from", params.from.as_deref(), false, &mut errors);
         let to = date_bound("to", params.to.as_deref(), true, &mut errors);
         if let (Some(from), Some(to)) = (from, to) {
@@ -100,7 +110,7 @@ impl EventQuery {
             .city
             .as_deref()
             .map(str::trim)
-            .filter(|c| !c.is_empty());
+            .filter(|c| !c.is_empty() && !c.contains('\0'));
         let min_seats = params
             .min_seats
             .as_deref()

@@ -213,6 +213,16 @@ async fn bad_values_get_one_message_per_broken_rule() {
     assert_validation(status, &body, &["from must not be after to"]);
     let (status, body) = parts(app.get("/events?sort=relevance", None).await).await;
     assert_validation(status, &body, &["sort relevance requires q"]);
+    // Found by schemathesis: a NUL in a text filter was a 500 from PostgreSQL.
+    let (status, body) = parts(app.get("/events?city=Z%00rich&q=caf%00e", None).await).await;
+    assert_validation(
+        status,
+        &body,
+        &[
+            "q must not contain NUL characters",
+            "city must not contain NUL characters",
+        ],
+    );
     let (status, body) = parts(app.get("/events?minSeats=1000001&q=", None).await).await;
     assert_validation(
         status,
