@@ -26,6 +26,32 @@ pub async fn scan(app: &TestApp, token: &str, event_id: i64, body: Value) -> (u1
     .await
 }
 
+/// Sends every scan at once; their answers, in the order of `bodies`.
+async fn scan_at_once(
+    app: &TestApp,
+    token: &str,
+    event_id: i64,
+    bodies: impl Iterator<Item = Value>,
+) -> Vec<(u16, Value)> {
+    let sent: Vec<_> = bodies
+        .map(|body| {
+            let request = app
+                .request(
+                    reqwest::Method::POST,
+                    &format!("/events/{event_id}/check-ins"),
+                    Some(token),
+                )
+                .json(&body);
+            tokio::spawn(async move { parts(request.send().await.unwrap()).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for scan in sent {
+        answers.push(scan.await.unwrap());
+    }
+    answers
+}
+
 /// Verifies a code with nothing but the published key set, as an offline scanner does.
 async fn verify_offline(app: &TestApp, code: &str) -> Value {
     let (status, jwks) = parts(app.get("/.well-known/jwks.json", None).await).await;
@@ -219,21 +245,10 @@ async fn twenty_simultaneous_scans_of_one_ticket_let_it_in_once() {
     let (organizer, event_id, user, reference) = booked(&app, 1).await;
     let (_, list) = tickets(&app, &user, &reference).await;
     let code = list["data"][0]["code"].as_str().unwrap().to_string();
-    let scans: Vec<_> = (0..20)
-        .map(|n| {
-            let request = app
-                .request(
-                    reqwest::Method::POST,
-                    &format!("/events/{event_id}/check-ins"),
-                    Some(&organizer),
-                )
-                .json(&json!({ "code": code, "nonce": format!("door-{n}") }));
-            tokio::spawn(async move { parts(request.send().await.unwrap()).await })
-        })
-        .collect();
+    let bodies = (0..20).map(|n| json!({ "code": code, "nonce": format!("door-{n}") }));
+    let scans = scan_at_once(&app, &organizer, event_id, bodies).await;
     let mut admitted = 0;
-    for scan in scans {
-        let (status, body) = scan.await.unwrap();
+    for (status, body) in scans {
         if status == 200 {
             admitted += 1;
         } else {
@@ -259,22 +274,8 @@ async fn racing_retries_of_one_scan_all_get_its_first_answer() {
     let (organizer, event_id, user, reference) = booked(&app, 2).await;
     let (_, list) = tickets(&app, &user, &reference).await;
     let code = list["data"][0]["code"].as_str().unwrap().to_string();
-    let retries: Vec<_> = (0..20)
-        .map(|_| {
-            let request = app
-                .request(
-                    reqwest::Method::POST,
-                    &format!("/events/{event_id}/check-ins"),
-                    Some(&organizer),
-                )
-                .json(&json!({ "code": code, "nonce": "gate-1" }));
-            tokio::spawn(async move { parts(request.send().await.unwrap()).await })
-        })
-        .collect();
-    let mut answers = Vec::new();
-    for retry in retries {
-        answers.push(retry.await.unwrap());
-    }
+    let bodies = (0..20).map(|_| json!({ "code": code, "nonce": "gate-1" }));
+    let answers = scan_at_once(&app, &organizer, event_id, bodies).await;
     let (status, first) = answers[0].clone();
     assert_eq!(status, 200, "{first}");
     assert!(answers.iter().all(|a| a == &answers[0]), "{answers:?}");
