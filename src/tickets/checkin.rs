@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::keys::TicketClaims;
 use super::model::{CheckInEnvelope, CheckedIn, Holder};
-use crate::auth::{invalid_token, Role};
+use crate::auth::{invalid_token, AuthUser, Role};
 use crate::error::{AppError, Result};
 use crate::events::service::not_found;
 use crate::http::deadline::RequestStart;
@@ -209,11 +209,12 @@ impl Seen {
     /// The scan's answer, or `None` when what decides it is not in sight yet: the same nonce's
     /// first scan, or the ticket's first check-in, committed after this statement began.
     pub fn answer(self, scan: &Scan) -> Result<Option<Answer>> {
-        match self.caller_role {
-            None => return Err(invalid_token()),
-            Some(Role::User) => return Err(AppError::forbidden("Forbidden resource")),
-            Some(Role::Organizer) => {}
+        let role = self.caller_role.ok_or_else(invalid_token)?;
+        AuthUser {
+            id: scan.caller,
+            role,
         }
+        .require(Role::Organizer)?;
         match self.organizer_id {
             None => return Err(not_found(scan.event_id)),
             Some(owner) if owner != scan.caller => {
