@@ -99,13 +99,18 @@ impl TokenUser {
 }
 
 impl TokenUser {
-    /// The caller as `Organizer` checks it, for a route that checks the role in its own query
-    /// but must answer a request that fails before that query exactly as `Organizer` would.
-    pub async fn organizer(self, state: &AppState) -> Result<AuthUser, AppError> {
+    /// The caller as `AuthUser` checks it, for a route that checks the user in its own query
+    /// but must answer a request that fails before that query exactly as `AuthUser` would.
+    pub async fn user(self, state: &AppState) -> Result<AuthUser, AppError> {
         let role = service::role_of(&state.db, self.id)
             .await?
             .ok_or_else(invalid_token)?;
-        AuthUser { id: self.id, role }.require(Role::Organizer)
+        Ok(AuthUser { id: self.id, role })
+    }
+
+    /// The caller as `Organizer` checks it (see `user`).
+    pub async fn organizer(self, state: &AppState) -> Result<AuthUser, AppError> {
+        self.user(state).await?.require(Role::Organizer)
     }
 }
 

@@ -12,7 +12,7 @@ use super::model::{
     BookingWithEvent, CancelledEvent, CreateBookingRequest, ListedEvent,
 };
 use super::service;
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, TokenUser};
 use crate::error::{AppError, ErrorBody, Result};
 use crate::http::deadline::RequestStart;
 use crate::http::params::page_and_status;
@@ -178,10 +178,10 @@ pub async fn get_booking(
 pub async fn confirm_booking(
     State(state): State<AppState>,
     start: RequestStart,
-    caller: AuthUser,
-    ReferencePath(reference): ReferencePath,
+    caller: TokenUser,
+    reference: std::result::Result<ReferencePath, AppError>,
 ) -> Result<Response> {
-    let event_id = service::event_of(&state.db, reference).await?;
+    let (reference, event_id) = booking_and_event(&state, caller, reference).await?;
     let confirmed = state
         .bookings
         .confirm(event_id, caller.id, reference, start)
@@ -214,10 +214,10 @@ pub async fn confirm_booking(
 pub async fn cancel_booking(
     State(state): State<AppState>,
     start: RequestStart,
-    caller: AuthUser,
-    ReferencePath(reference): ReferencePath,
+    caller: TokenUser,
+    reference: std::result::Result<ReferencePath, AppError>,
 ) -> Result<Json<BookingEnvelope<BookingWithEvent<CancelledEvent>>>> {
-    let event_id = service::event_of(&state.db, reference).await?;
+    let (reference, event_id) = booking_and_event(&state, caller, reference).await?;
     let cancelled = state
         .bookings
         .cancel(event_id, caller.id, reference, start)
@@ -227,4 +227,24 @@ pub async fn cancel_booking(
         message: "Booking cancelled successfully. Seats have been released.",
         data: cancelled,
     }))
+}
+
+/// The reference of a confirm or cancel, and its booking's event (whose lane it goes to). The
+/// caller's existence is read with the event in one round trip; a request refused before that
+/// gets `AuthUser`'s answers first, as on every signed-in route.
+async fn booking_and_event(
+    state: &AppState,
+    caller: TokenUser,
+    reference: std::result::Result<ReferencePath, AppError>,
+) -> Result<(uuid::Uuid, i32)> {
+    match reference {
+        Ok(ReferencePath(reference)) => {
+            let event_id = service::event_of(&state.db, caller.id, reference).await?;
+            Ok((reference, event_id))
+        }
+        Err(error) => {
+            caller.user(state).await?;
+            Err(error)
+        }
+    }
 }

@@ -9,6 +9,7 @@ use super::model::{
     BookedEvent, BookingDetail, BookingStatus, BookingWithEvent, ListedEvent, BOOKING_COLUMNS,
 };
 use super::rules::booking_not_found;
+use crate::auth::invalid_token;
 use crate::error::{AppError, Result};
 use crate::http::deadline::RequestStart;
 use crate::http::{Page, PageMeta};
@@ -66,13 +67,21 @@ pub async fn detail(db: &PgPool, caller: i32, reference: Uuid) -> Result<Booking
     Ok(detail)
 }
 
-/// The event a booking belongs to, to route a confirm or cancel to that event's lane.
-pub async fn event_of(db: &PgPool, reference: Uuid) -> Result<i32> {
-    sqlx::query_scalar("SELECT event_id FROM bookings WHERE booking_reference = $1")
-        .bind(reference)
-        .fetch_optional(db)
-        .await?
-        .ok_or_else(booking_not_found)
+/// The event a booking belongs to, to route a confirm or cancel to that event's lane, read
+/// in one round trip with the caller's existence (checked first, as `AuthUser` would).
+pub async fn event_of(db: &PgPool, caller: i32, reference: Uuid) -> Result<i32> {
+    let (known, event_id): (bool, Option<i32>) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1), \
+                (SELECT event_id FROM bookings WHERE booking_reference = $2)",
+    )
+    .bind(caller)
+    .bind(reference)
+    .fetch_one(db)
+    .await?;
+    if !known {
+        return Err(invalid_token());
+    }
+    event_id.ok_or_else(booking_not_found)
 }
 
 /// One booking outside any HTTP request (the seed program): a group of one, in its own

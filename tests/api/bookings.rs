@@ -448,6 +448,31 @@ async fn a_token_whose_user_was_deleted_cannot_book() {
 }
 
 #[tokio::test]
+async fn a_token_whose_user_was_deleted_cannot_confirm_or_cancel() {
+    let app = TestApp::spawn().await;
+    let (_, event_id) = published_event(&app, 10).await;
+    let (owner, _) = app.user("owner@example.com").await;
+    let reference = book(&app, &owner, event_id, 2).await;
+    let (token, user_id) = app.user("gone@example.com").await;
+    sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(user_id)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    // 401 comes first: before "not yours", "not found" and a malformed reference.
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    for target in [reference.as_str(), unknown, "not-a-uuid"] {
+        let confirm = format!("/bookings/{target}/confirm");
+        let (status, body) = parts(app.post(&confirm, Some(&token), &json!({})).await).await;
+        assert_error(status, &body, 401, INVALID_TOKEN);
+        let cancel = format!("/bookings/{target}");
+        let (status, body) = parts(app.delete(&cancel, Some(&token)).await).await;
+        assert_error(status, &body, 401, INVALID_TOKEN);
+    }
+    assert_eq!(seat_state(&app, event_id).await, (10, 8, 2, 1));
+}
+
+#[tokio::test]
 async fn version_grows_by_one_per_booking_and_cancellation() {
     let app = TestApp::spawn().await;
     let (_, event_id) = published_event(&app, 50).await;
