@@ -27,6 +27,7 @@ use crate::concurrency::Attempt;
 use crate::db::commit::{begin, begin_then, Tx};
 use crate::error::{AppError, Result};
 use crate::events::service::not_found as event_not_found;
+use crate::events::ticket_types::model::TicketType;
 use crate::notify::outbox;
 
 /// An attempt that is ready for COMMIT, with the answer for every operation of the group.
@@ -40,8 +41,14 @@ pub struct Prepared {
 
 /// What one operation changes, once its rules passed.
 pub(super) enum Effect {
-    /// A new booking of the type at this index.
-    Insert { op: usize, type_index: usize },
+    /// A new booking of the type at this index, at the type's price then.
+    Insert {
+        op: usize,
+        type_index: usize,
+        price_cents: i32,
+    },
+    /// A ticket type's change by the organizer: the type after it.
+    Edit { op: usize, after: TicketType },
     /// A booking's status change; cancels and expiries give its seats back to its type.
     Status {
         op: usize,
@@ -95,18 +102,23 @@ pub async fn prepare_group(
     };
     let mut existing = read_bookings(&mut tx, event_id, ops).await?;
 
-    let mut available = event.type_available.clone();
-    let mut refusals: Vec<Option<AppError>> = Vec::with_capacity(ops.len());
+    let mut types = event.types();
+    let mut event_total = event.total_seats;
+    // Per operation, an answer that does not depend on the writes: a refusal, or an edit that
+    // changes nothing.
+    let mut decided: Vec<Option<Answer>> = Vec::with_capacity(ops.len());
     let mut effects: Vec<Effect> = Vec::new();
     for (index, op) in ops.iter().enumerate() {
         let refusal = match op {
             Op::Book(request) if !held[index] => Some(taken_over()),
-            Op::Book(request) => match rules::bookable(&event, request, &available) {
+            Op::Book(request) => match rules::bookable(&event, request, &types) {
                 Ok(type_index) => {
-                    available[type_index] -= request.seats;
+                    let chosen = &mut types[type_index];
+                    chosen.available_seats -= request.seats;
                     effects.push(Effect::Insert {
                         op: index,
                         type_index,
+                        price_cents: chosen.price_cents,
                     });
                     None
                 }
@@ -117,7 +129,7 @@ pub async fn prepare_group(
                 match change_status(&event, &mut existing, *reference, *user_id, cancel) {
                     Ok(change) => {
                         if let Some((type_index, seats)) = change.release {
-                            available[type_index] += seats;
+                            types[type_index].available_seats += seats;
                         }
                         effects.push(Effect::Status {
                             op: index,
@@ -140,7 +152,7 @@ pub async fn prepare_group(
                         found.booking.status = BookingStatus::Expired;
                         let release = type_of(&event, &found.booking);
                         if let Some((type_index, seats)) = release {
-                            available[type_index] += seats;
+                            types[type_index].available_seats += seats;
                         }
                         effects.push(Effect::Status {
                             op: index,
@@ -153,16 +165,33 @@ pub async fn prepare_group(
                 }
                 None
             }
+            Op::EditType {
+                caller,
+                type_id,
+                change,
+            } => match rules::editable(&event, &types, (*caller, *type_id), change, event_total) {
+                Ok((type_index, after)) if after == types[type_index] => {
+                    decided.push(Some(Ok(Done::TypeEdited(after))));
+                    continue;
+                }
+                Ok((type_index, after)) => {
+                    event_total += after.total_seats - types[type_index].total_seats;
+                    types[type_index] = after.clone();
+                    effects.push(Effect::Edit { op: index, after });
+                    None
+                }
+                Err(error) => Some(error),
+            },
             Op::Solo(_) => Some(AppError::Internal(anyhow::anyhow!(
                 "a solo job reached a group"
             ))),
         };
-        refusals.push(refusal);
+        decided.push(refusal.map(Err));
     }
     if effects.is_empty() {
-        let outcomes = refusals
+        let outcomes = decided
             .into_iter()
-            .map(|r| r.map_or(Ok(Done::Expired(0)), Err))
+            .map(|d| d.unwrap_or(Ok(Done::Expired(0))))
             .collect();
         return finish(tx, ops, outcomes, false, true).await;
     }
@@ -185,7 +214,7 @@ pub async fn prepare_group(
         &event,
         ops,
         &effects,
-        &available,
+        &types,
         hold_seconds,
         notify.as_ref(),
     )
@@ -193,7 +222,7 @@ pub async fn prepare_group(
     else {
         return Ok(Attempt::Lost);
     };
-    let outcomes = answers(&event, ops, refusals, &effects, written);
+    let outcomes = answers(&event, ops, decided, &effects, written);
     finish(tx, ops, outcomes, true, true).await
 }
 
@@ -290,15 +319,17 @@ async fn read_event(
         .collect();
     Ok(sqlx::query_as::<_, EventState>(
         "SELECT e.id, e.title, e.event_date, COALESCE(e.event_date < now(), false) AS past, \
-                e.organizer_id, e.status, e.version, \
-                tt.type_ids, tt.type_prices, tt.type_available, \
+                e.organizer_id, e.status, e.version, e.total_seats, \
+                tt.type_ids, tt.type_names, tt.type_prices, tt.type_totals, tt.type_available, \
                 ARRAY(SELECT u.id FROM users u WHERE u.id = ANY($2)) AS known_users, \
                 EXISTS (SELECT 1 FROM webhooks w WHERE w.organizer_id = e.organizer_id) \
                     AS has_webhooks \
          FROM events e \
          CROSS JOIN LATERAL ( \
              SELECT COALESCE(array_agg(t.id ORDER BY t.id), '{}') AS type_ids, \
+                    COALESCE(array_agg(t.name ORDER BY t.id), '{}') AS type_names, \
                     COALESCE(array_agg(t.price_cents ORDER BY t.id), '{}') AS type_prices, \
+                    COALESCE(array_agg(t.total_seats ORDER BY t.id), '{}') AS type_totals, \
                     COALESCE(array_agg(t.available_seats ORDER BY t.id), '{}') AS type_available \
              FROM ticket_types t WHERE t.event_id = e.id) tt \
          WHERE e.id = $1",
@@ -378,16 +409,18 @@ async fn no_such_event(
             Op::Book(request) if known.contains(&request.user_id) => Err(event_not_found(event_id)),
             Op::Book(_) => Err(invalid_token()),
             Op::Expire { .. } => Ok(Done::Expired(0)),
+            Op::EditType { .. } => Err(event_not_found(event_id)),
             _ => Err(rules::booking_not_found()),
         })
         .collect())
 }
 
-/// One answer per operation, from the refusals and the rows the writes returned.
+/// One answer per operation, from the answers decided before the writes and the rows the
+/// writes returned.
 fn answers(
     event: &EventState,
     ops: &[&Op],
-    refusals: Vec<Option<AppError>>,
+    decided: Vec<Option<Answer>>,
     effects: &[Effect],
     mut written: Written,
 ) -> Vec<Answer> {
@@ -401,8 +434,12 @@ fn answers(
     let mut new_rows = written.inserted.into_iter();
     let mut expired = vec![0usize; ops.len()];
     let mut by_op: HashMap<usize, Booking> = HashMap::new();
+    let mut edited: HashMap<usize, TicketType> = HashMap::new();
     for effect in effects {
         match effect {
+            Effect::Edit { op, after } => {
+                edited.insert(*op, after.clone());
+            }
             Effect::Insert { op, .. } => {
                 if let Some(row) = new_rows.next() {
                     by_op.insert(*op, row);
@@ -417,15 +454,19 @@ fn answers(
             }
         }
     }
-    refusals
+    decided
         .into_iter()
         .enumerate()
-        .map(|(index, refusal)| {
-            if let Some(error) = refusal {
-                return Err(error);
+        .map(|(index, decided)| {
+            if let Some(answer) = decided {
+                return answer;
             }
             match ops[index] {
                 Op::Expire { .. } => Ok(Done::Expired(expired[index])),
+                Op::EditType { .. } => edited
+                    .remove(&index)
+                    .ok_or_else(missing)
+                    .map(Done::TypeEdited),
                 Op::Cancel { .. } => by_op.remove(&index).ok_or_else(missing).map(|booking| {
                     Done::Cancelled(BookingWithEvent {
                         event: CancelledEvent {

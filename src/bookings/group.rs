@@ -104,7 +104,7 @@ pub fn fail(db: &PgPool, jobs: Vec<Job>, error: &AppError) {
 fn unknown(jobs: Vec<Job>, outcomes: Vec<Answer>, cause: &str) {
     for (job, outcome) in jobs.into_iter().zip(outcomes) {
         let outcome = match outcome {
-            Ok(Done::Booked(_) | Done::Cancelled(_)) => {
+            Ok(Done::Booked(_) | Done::Cancelled(_) | Done::TypeEdited(_)) => {
                 Err(AppError::OutcomeUnknown(cause.to_string()))
             }
             other => other,

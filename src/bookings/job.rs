@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::idempotency::KeyClaim;
 use super::model::{BookedEvent, BookingWithEvent, CancelledEvent};
 use crate::error::{AppError, Result};
+use crate::events::ticket_types::model::{TicketType, TypeChange};
 use crate::http::deadline::RequestStart;
 
 /// One request for seats.
@@ -44,8 +45,14 @@ pub enum Op {
     Cancel { user_id: i32, reference: Uuid },
     /// Release due holds (the expiry sweep).
     Expire { booking_ids: Vec<i32> },
-    /// An organizer's change to the event or its ticket types: runs alone, in its own
-    /// transaction with its own retry loop and deadlines, between the lane's groups.
+    /// An organizer's change of one ticket type (PUT /events/{id}/ticket-types/{typeId}).
+    EditType {
+        caller: i32,
+        type_id: i32,
+        change: TypeChange,
+    },
+    /// Any other change of the event or its ticket types by its organizer: runs alone, in its
+    /// own transaction with its own retry loop and deadlines, between the lane's groups.
     Solo(SoloWork),
 }
 
@@ -69,8 +76,16 @@ impl Op {
         AppError::conflict(match self {
             Self::Cancel { .. } => "Cancellation failed due to high demand. Please try again.",
             Self::Confirm { .. } => "Confirmation failed due to high demand. Please try again.",
+            Self::EditType { .. } => "Event was modified concurrently. Please try again.",
             _ => "Booking failed due to high demand. Please try again.",
         })
+    }
+
+    /// An edit that sets a ticket type's name. A group holds at most one: PostgreSQL checks
+    /// unique names row by row, so two renames in one statement could collide where one
+    /// after the other would not.
+    pub fn renames(&self) -> bool {
+        matches!(self, Self::EditType { change, .. } if change.name.is_some())
     }
 
     pub fn key(&self) -> Option<(i32, &KeyClaim)> {
@@ -87,6 +102,8 @@ pub enum Done {
     /// Booked, held or confirmed: the booking with its event.
     Booked(BookingWithEvent<BookedEvent>),
     Cancelled(BookingWithEvent<CancelledEvent>),
+    /// A ticket type as an edit left it.
+    TypeEdited(TicketType),
     /// Holds released by the expiry sweep.
     Expired(usize),
     /// A solo job reports through its own channel.

@@ -7,8 +7,9 @@
 //! all but one lose, and after three attempts most are turned away although nothing is wrong.
 //! Here a lane task per event takes every job waiting for that event and carries them out as
 //! one group (`group::run`: one version-checked UPDATE, one multi-row INSERT, one status
-//! UPDATE). Each request still gets its own result or its own precise error. Organizer edits
-//! run alone between groups. The version check stays, because other server instances share
+//! UPDATE). Each request still gets its own result or its own precise error. An organizer's
+//! change of a ticket type joins the group like a booking; other organizer changes of the
+//! event run alone between groups. The version check stays, because other server instances share
 //! the database; a lane only removes the races between requests of this one.
 //!
 //! Backpressure: a full queue answers 503 at once instead of queueing work that cannot finish
@@ -31,6 +32,7 @@ use super::group;
 use super::job::{Answer, BookingRequest, Done, Job, Op, SoloWork};
 use super::model::{BookedEvent, BookingWithEvent, CancelledEvent};
 use crate::error::{AppError, Result};
+use crate::events::ticket_types::model::{TicketType, TypeChange};
 use crate::http::deadline::RequestStart;
 
 /// A group is bounded so one transaction stays short.
@@ -122,6 +124,27 @@ impl BookingLanes {
         let op = Op::Cancel { user_id, reference };
         match self.submit(event_id, op, start).await? {
             Done::Cancelled(booking) => Ok(booking),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Changes a ticket type of `event_id` (its organizer's PUT), in order with the bookings
+    /// around it.
+    pub async fn edit_type(
+        &self,
+        event_id: i32,
+        caller: i32,
+        type_id: i32,
+        change: TypeChange,
+        start: RequestStart,
+    ) -> Result<TicketType> {
+        let op = Op::EditType {
+            caller,
+            type_id,
+            change,
+        };
+        match self.submit(event_id, op, start).await? {
+            Done::TypeEdited(ticket_type) => Ok(ticket_type),
             _ => Err(unexpected()),
         }
     }
@@ -235,7 +258,7 @@ impl Inner {
     }
 
     /// Carries out a batch taken from the queue: solo jobs alone, in order, the others as one
-    /// group. Returns false when the event does not exist.
+    /// group (a second rename starts a new one). Returns false when the event does not exist.
     async fn run(&self, event_id: i32, jobs: Vec<Job>) -> bool {
         let mut found = true;
         let mut group = Vec::new();
@@ -247,6 +270,10 @@ impl Inner {
                 }
                 run_solo(job).await;
             } else {
+                if job.op.renames() && group.iter().any(|queued| queued.op.renames()) {
+                    let batch = std::mem::take(&mut group);
+                    found &= group::run(&self.db, event_id, batch, self.settings()).await;
+                }
                 group.push(job);
             }
         }

@@ -7,7 +7,10 @@ use crate::auth::invalid_token;
 use crate::error::{AppError, Result};
 use crate::events::model::EventStatus;
 use crate::events::service::not_found as event_not_found;
-use crate::events::ticket_types::service::not_found as ticket_type_not_found;
+use crate::events::ticket_types::model::{TicketType, TypeChange};
+use crate::events::ticket_types::service::{
+    self as ticket_types, not_found as ticket_type_not_found, not_yours,
+};
 use crate::time::Timestamp;
 
 /// The event as an attempt reads it, with its ticket types in `id` order.
@@ -21,13 +24,31 @@ pub struct EventState {
     pub organizer_id: i32,
     pub status: EventStatus,
     pub version: i64,
+    pub total_seats: i32,
     pub type_ids: Vec<i32>,
+    pub type_names: Vec<String>,
     pub type_prices: Vec<i32>,
+    pub type_totals: Vec<i32>,
     pub type_available: Vec<i32>,
     /// The booking users that exist (a token can outlive its user).
     pub known_users: Vec<i32>,
     /// The organizer has webhooks: booking changes write notifications for them.
     pub has_webhooks: bool,
+}
+
+impl EventState {
+    /// The ticket types as read, in `id` order.
+    pub fn types(&self) -> Vec<TicketType> {
+        (0..self.type_ids.len())
+            .map(|i| TicketType {
+                id: self.type_ids[i],
+                name: self.type_names.get(i).cloned().unwrap_or_default(),
+                price_cents: self.type_prices.get(i).copied().unwrap_or(0),
+                total_seats: self.type_totals.get(i).copied().unwrap_or(0),
+                available_seats: self.type_available.get(i).copied().unwrap_or(0),
+            })
+            .collect()
+    }
 }
 
 /// A booking a confirm, cancel or expiry works on.
@@ -46,9 +67,13 @@ impl Existing {
     }
 }
 
-/// Book (or hold): returns the index of the chosen type. `available` counts, per type, the
-/// seats the earlier operations of the group left.
-pub fn bookable(event: &EventState, request: &BookingRequest, available: &[i32]) -> Result<usize> {
+/// Book (or hold): returns the index of the chosen type. `types` are as the earlier
+/// operations of the group left them.
+pub fn bookable(
+    event: &EventState,
+    request: &BookingRequest,
+    types: &[TicketType],
+) -> Result<usize> {
     if !event.known_users.contains(&request.user_id) {
         return Err(invalid_token());
     }
@@ -70,7 +95,7 @@ pub fn bookable(event: &EventState, request: &BookingRequest, available: &[i32])
             ))
         }
     };
-    let left = available.get(type_index).copied().unwrap_or(0);
+    let left = types.get(type_index).map_or(0, |t| t.available_seats);
     if left < request.seats {
         return Err(AppError::conflict(format!(
             "Not enough seats available. Requested: {}, Available: {left}",
@@ -146,4 +171,24 @@ pub fn confirmable(event: &EventState, found: &Existing, caller: i32) -> Result<
 /// Expire a hold: only a PENDING one that is due. Anything else was settled already.
 pub fn expirable(found: &Existing) -> bool {
     found.booking.status == BookingStatus::Pending && found.due
+}
+
+/// Change a ticket type: the event's organizer only. Returns the type's index and the type
+/// after the change; `types` and `event_total` are as the earlier operations left them.
+pub fn editable(
+    event: &EventState,
+    types: &[TicketType],
+    (caller, type_id): (i32, i32),
+    change: &TypeChange,
+    event_total: i32,
+) -> Result<(usize, TicketType)> {
+    if event.organizer_id != caller {
+        return Err(not_yours());
+    }
+    let index = types
+        .iter()
+        .position(|t| t.id == type_id)
+        .ok_or_else(|| ticket_type_not_found(type_id))?;
+    let after = ticket_types::changed(types, &types[index], change, event_total)?;
+    Ok((index, after))
 }

@@ -13,6 +13,7 @@ use super::job::{BookingRequest, Op};
 use super::model::{Booking, BookingStatus, BOOKING_COLUMNS};
 use super::rules::EventState;
 use crate::error::Result;
+use crate::events::ticket_types::model::TicketType;
 use crate::notify::outbox::{self, Notify, CHANGED_BOOKING_KIND, NEW_BOOKING_KIND};
 
 /// The rows the writes returned: new bookings by reference, changed ones by id.
@@ -22,23 +23,26 @@ pub(super) struct Written {
     pub changed: HashMap<i32, Booking>,
 }
 
-/// All writes of the attempt. `None` when the version check failed (a lost race).
+/// All writes of the attempt, to leave the event's ticket types as `types`. `None` when the
+/// version check failed (a lost race).
 pub(super) async fn write(
     tx: &mut Transaction<'_, Postgres>,
     event: &EventState,
     ops: &[&Op],
     effects: &[Effect],
-    available: &[i32],
+    types: &[TicketType],
     hold_seconds: i32,
     notify: Option<&Notify>,
 ) -> Result<Option<Written>> {
-    // Every booking, cancel and expiry counts as one change of the event, as if one by one.
+    // Every booking, cancel, expiry and edit counts as one change of the event, as if one by
+    // one.
     let changes = effects
         .iter()
         .filter(|e| {
             matches!(
                 e,
                 Effect::Insert { .. }
+                    | Effect::Edit { .. }
                     | Effect::Status {
                         release: Some(_),
                         ..
@@ -46,24 +50,21 @@ pub(super) async fn write(
             )
         })
         .count() as i64;
-    let delta: i32 = available.iter().sum::<i32>() - event.type_available.iter().sum::<i32>();
-    let (type_ids, type_deltas): (Vec<i32>, Vec<i32>) = event
-        .type_ids
-        .iter()
-        .zip(available.iter().zip(&event.type_available))
-        .filter(|(_, (now, before))| now != before)
-        .map(|(id, (now, before))| (*id, now - before))
-        .unzip();
-    let inserts: Vec<(usize, usize)> = effects
+    let moved = TypeMoves::between(event, types);
+    let inserts: Vec<(usize, usize, i32)> = effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Insert { op, type_index } => Some((*op, *type_index)),
+            Effect::Insert {
+                op,
+                type_index,
+                price_cents,
+            } => Some((*op, *type_index, *price_cents)),
             _ => None,
         })
         .collect();
     let mut inserted = Vec::new();
     if inserts.is_empty() {
-        if !move_seats(tx, event, changes, delta, &type_ids, &type_deltas).await? {
+        if !move_seats(tx, event, changes, &moved).await? {
             return Ok(None);
         }
     } else {
@@ -72,8 +73,7 @@ pub(super) async fn write(
             event,
             ops,
             &inserts,
-            (changes, delta),
-            (&type_ids, &type_deltas),
+            (changes, &moved),
             (hold_seconds, notify),
         )
         .await?;
@@ -94,6 +94,77 @@ pub(super) async fn write(
     Ok(Some(Written { inserted, changed }))
 }
 
+/// How the event's ticket types (and so the event's totals) move: the changed types only.
+struct TypeMoves {
+    /// Change of the event's available and total seats.
+    available: i32,
+    total: i32,
+    ids: Vec<i32>,
+    available_deltas: Vec<i32>,
+    total_deltas: Vec<i32>,
+    names: Vec<String>,
+    prices: Vec<i32>,
+}
+
+impl TypeMoves {
+    /// From the types as `event` read them to `types`.
+    fn between(event: &EventState, types: &[TicketType]) -> Self {
+        let before = event.types();
+        let mut moves = Self {
+            available: 0,
+            total: 0,
+            ids: Vec::new(),
+            available_deltas: Vec::new(),
+            total_deltas: Vec::new(),
+            names: Vec::new(),
+            prices: Vec::new(),
+        };
+        for (now, before) in types.iter().zip(&before) {
+            if now == before {
+                continue;
+            }
+            let available = now.available_seats - before.available_seats;
+            let total = now.total_seats - before.total_seats;
+            moves.available += available;
+            moves.total += total;
+            moves.ids.push(now.id);
+            moves.available_deltas.push(available);
+            moves.total_deltas.push(total);
+            moves.names.push(now.name.clone());
+            moves.prices.push(now.price_cents);
+        }
+        moves
+    }
+}
+
+/// The ticket types' UPDATE, a CTE after `{event}` (the event's version-checked UPDATE,
+/// `RETURNING id`); its arrays are parameters `$first` to `$first + 4`.
+fn types_cte(event: &str, first: usize) -> String {
+    let [ids, available, total, names, prices] = [0, 1, 2, 3, 4].map(|i| first + i);
+    format!(
+        "types AS ( \
+             UPDATE ticket_types tt SET available_seats = tt.available_seats + x.available, \
+                    total_seats = tt.total_seats + x.total, name = x.name, \
+                    price_cents = x.price, updated_at = now() \
+             FROM {event}, UNNEST(${ids}::integer[], ${available}::integer[], \
+                        ${total}::integer[], ${names}::text[], ${prices}::integer[]) \
+                  AS x(type_id, available, total, name, price) \
+             WHERE tt.id = x.type_id AND tt.event_id = {event}.id)"
+    )
+}
+
+fn bind_moves<'q, O>(
+    query: sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments>,
+    moved: &'q TypeMoves,
+) -> sqlx::query::QueryAs<'q, Postgres, O, sqlx::postgres::PgArguments> {
+    query
+        .bind(&moved.ids)
+        .bind(&moved.available_deltas)
+        .bind(&moved.total_deltas)
+        .bind(&moved.names)
+        .bind(&moved.prices)
+}
+
 /// The version-checked write of the event and its types, without new bookings. With only
 /// confirms (`changes` 0) it still checks the version, so a confirm never slips past a
 /// concurrent change of the event's status.
@@ -101,30 +172,25 @@ async fn move_seats(
     tx: &mut Transaction<'_, Postgres>,
     event: &EventState,
     changes: i64,
-    delta: i32,
-    type_ids: &[i32],
-    type_deltas: &[i32],
+    moved: &TypeMoves,
 ) -> Result<bool> {
-    let written: i64 = sqlx::query_scalar(
+    let sql = format!(
         "WITH moved AS ( \
-             UPDATE events SET available_seats = available_seats + $3, version = version + $4, \
-                    updated_at = CASE WHEN $4 > 0 THEN now() ELSE updated_at END \
+             UPDATE events SET available_seats = available_seats + $3, \
+                    total_seats = total_seats + $4, version = version + $5, \
+                    updated_at = CASE WHEN $5 > 0 THEN now() ELSE updated_at END \
              WHERE id = $1 AND version = $2 RETURNING id), \
-         types AS ( \
-             UPDATE ticket_types tt SET available_seats = tt.available_seats + x.delta, \
-                    updated_at = now() \
-             FROM moved, UNNEST($5::integer[], $6::integer[]) AS x(type_id, delta) \
-             WHERE tt.id = x.type_id AND tt.event_id = moved.id) \
+         {} \
          SELECT count(*) FROM moved",
-    )
-    .bind(event.id)
-    .bind(event.version)
-    .bind(delta)
-    .bind(changes)
-    .bind(type_ids)
-    .bind(type_deltas)
-    .fetch_one(&mut **tx)
-    .await?;
+        types_cte("moved", 6)
+    );
+    let query = sqlx::query_as::<_, (i64,)>(&sql)
+        .bind(event.id)
+        .bind(event.version)
+        .bind(moved.available)
+        .bind(moved.total)
+        .bind(changes);
+    let (written,) = bind_moves(query, moved).fetch_one(&mut **tx).await?;
     Ok(written == 1)
 }
 
@@ -135,55 +201,57 @@ async fn take_seats_and_insert(
     tx: &mut Transaction<'_, Postgres>,
     event: &EventState,
     ops: &[&Op],
-    inserts: &[(usize, usize)],
-    (changes, delta): (i64, i32),
-    (type_ids, type_deltas): (&[i32], &[i32]),
+    inserts: &[(usize, usize, i32)],
+    (changes, moved): (i64, &TypeMoves),
     (hold_seconds, notify): (i32, Option<&Notify>),
 ) -> Result<Vec<Booking>> {
-    let requests: Vec<(&BookingRequest, usize)> = inserts
+    let requests: Vec<(&BookingRequest, usize, i32)> = inserts
         .iter()
-        .filter_map(|(op, type_index)| match ops[*op] {
-            Op::Book(request) => Some((request, *type_index)),
+        .filter_map(|(op, type_index, price)| match ops[*op] {
+            Op::Book(request) => Some((request, *type_index, *price)),
             _ => None,
         })
         .collect();
-    let users: Vec<i32> = requests.iter().map(|(r, _)| r.user_id).collect();
-    let types: Vec<i32> = requests.iter().map(|(_, t)| event.type_ids[*t]).collect();
-    let counts: Vec<i32> = requests.iter().map(|(r, _)| r.seats).collect();
+    let users: Vec<i32> = requests.iter().map(|(r, _, _)| r.user_id).collect();
+    let types: Vec<i32> = requests
+        .iter()
+        .map(|(_, t, _)| event.type_ids[*t])
+        .collect();
+    let counts: Vec<i32> = requests.iter().map(|(r, _, _)| r.seats).collect();
     let prices: Vec<i64> = requests
         .iter()
-        .map(|(r, t)| i64::from(r.seats) * i64::from(event.type_prices[*t]))
+        .map(|(r, _, price)| i64::from(r.seats) * i64::from(*price))
         .collect();
-    let holds: Vec<bool> = requests.iter().map(|(r, _)| r.hold).collect();
+    let holds: Vec<bool> = requests.iter().map(|(r, _, _)| r.hold).collect();
     let references: Vec<Uuid> = requests.iter().map(|_| Uuid::new_v4()).collect();
-    let ctes = "WITH taken AS ( \
+    let ctes = format!(
+        "WITH taken AS ( \
              UPDATE events SET available_seats = available_seats + $3, \
-                    version = version + $4, updated_at = now(), \
-                    booking_count = booking_count + cardinality($7::integer[]) \
+                    total_seats = total_seats + $4, version = version + $5, \
+                    updated_at = now(), \
+                    booking_count = booking_count + cardinality($11::integer[]) \
              WHERE id = $1 AND version = $2 RETURNING id), \
-         types AS ( \
-             UPDATE ticket_types tt SET available_seats = tt.available_seats + x.delta, \
-                    updated_at = now() \
-             FROM taken, UNNEST($5::integer[], $6::integer[]) AS x(type_id, delta) \
-             WHERE tt.id = x.type_id AND tt.event_id = taken.id)";
+         {}",
+        types_cte("taken", 6)
+    );
     let insert = "INSERT INTO bookings AS b \
              (user_id, event_id, ticket_type_id, seat_count, total_price_cents, booking_reference, \
               status, expires_at, confirmed_at) \
          SELECT t.user_id, taken.id, t.type_id, t.seats, t.price, t.reference, \
                 CASE WHEN t.hold THEN 'PENDING'::booking_status ELSE 'CONFIRMED' END, \
-                CASE WHEN t.hold THEN now() + make_interval(secs => $13) END, \
+                CASE WHEN t.hold THEN now() + make_interval(secs => $17) END, \
                 CASE WHEN t.hold THEN NULL ELSE now() END \
-         FROM taken, UNNEST($7::integer[], $8::integer[], $9::integer[], $10::bigint[], \
-                            $11::uuid[], $12::boolean[]) \
+         FROM taken, UNNEST($11::integer[], $12::integer[], $13::integer[], $14::bigint[], \
+                            $15::uuid[], $16::boolean[]) \
               AS t(user_id, type_id, seats, price, reference, hold)";
-    let sql = with_notifications(ctes, insert, notify.is_some(), NEW_BOOKING_KIND, 14);
+    let sql = with_notifications(&ctes, insert, notify.is_some(), NEW_BOOKING_KIND, 18);
     let query = sqlx::query_as::<_, Booking>(&sql)
         .bind(event.id)
         .bind(event.version)
-        .bind(delta)
-        .bind(changes)
-        .bind(type_ids)
-        .bind(type_deltas)
+        .bind(moved.available)
+        .bind(moved.total)
+        .bind(changes);
+    let query = bind_moves(query, moved)
         .bind(&users)
         .bind(&types)
         .bind(&counts)

@@ -915,3 +915,145 @@ async fn three_hundred_bookings_over_two_types_sell_each_type_exactly() {
     );
     assert_eq!(version(&app, event_id).await, 100);
 }
+
+/// Bookings of both types racing the organizer's changes of them (renames that swap names,
+/// resizes, new prices), all through the event's lane. Every answer is one of the contract's,
+/// none lost a race, and an error answer changed nothing: no booking was priced by a refused
+/// edit, and the types end as some successful edit (or the start) left them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bookings_race_with_renames_resizes_and_new_prices_of_the_types() {
+    const NAMES: [&str; 4] = ["General", "VIP", "Balcony", "Floor"];
+    let app = TestApp::spawn().await;
+    let (organizer, event_id, vip, general) = vip_and_general(&app).await;
+    let types = [vip, general];
+    let mut tokens = Vec::new();
+    for n in 0..30 {
+        tokens.push(app.user(&format!("racer{n}@example.com")).await.0);
+    }
+    let initial_version = version(&app, event_id).await;
+    let mut requests = Vec::new();
+    for n in 0..120 {
+        let type_id = types[n % 2];
+        let request = app
+            .request(reqwest::Method::POST, "/bookings", Some(&tokens[n % 30]))
+            .json(&typed_booking(event_id, type_id, 1));
+        requests.push((None, type_id, request));
+    }
+    for n in 0..40 {
+        let type_id = types[n % 2];
+        // Every edit sets a price of its own, so every 200 is a real change.
+        let mut edit = json!({ "priceCents": 10_000 + n });
+        if n % 3 != 2 {
+            edit["name"] = json!(NAMES[(n / 2) % 4]);
+        }
+        match n % 5 {
+            0 => edit["totalSeats"] = json!(15),
+            1 => edit["totalSeats"] = json!(90),
+            _ => {}
+        }
+        let request = app
+            .request(
+                reqwest::Method::PUT,
+                &format!("/events/{event_id}/ticket-types/{type_id}"),
+                Some(&organizer),
+            )
+            .json(&edit);
+        requests.push((Some(edit), type_id, request));
+    }
+    let handles: Vec<_> = requests
+        .into_iter()
+        .map(|(edit, type_id, request)| {
+            tokio::spawn(async move {
+                let answer = parts(request.send().await.expect("request")).await;
+                (edit, type_id, answer)
+            })
+        })
+        .collect();
+    let mut booked = [0i64; 2];
+    // Per type, the prices and names it may end with or have charged: the start's and those
+    // of every edit answered 200.
+    let mut prices = [vec![25_000i64], vec![9_000i64]];
+    let mut names = [vec!["VIP".to_string()], vec!["General".to_string()]];
+    let mut edits_applied = 0;
+    for handle in handles {
+        let (edit, type_id, (status, body)) = handle.await.unwrap();
+        let index = usize::from(type_id == general);
+        match edit {
+            None if status == 201 => {
+                assert_eq!(body["data"]["ticketTypeId"], type_id, "{body}");
+                booked[index] += 1;
+            }
+            None => assert_error(
+                status,
+                &body,
+                409,
+                "Not enough seats available. Requested: 1, Available: 0",
+            ),
+            Some(edit) if status == 200 => {
+                assert_eq!(body["id"], type_id, "{body}");
+                assert_eq!(body["priceCents"], edit["priceCents"], "{body}");
+                if !edit["name"].is_null() {
+                    assert_eq!(body["name"], edit["name"], "{body}");
+                }
+                if !edit["totalSeats"].is_null() {
+                    assert_eq!(body["totalSeats"], edit["totalSeats"], "{body}");
+                }
+                prices[index].push(edit["priceCents"].as_i64().unwrap());
+                names[index].push(body["name"].as_str().unwrap().to_string());
+                edits_applied += 1;
+            }
+            Some(_) if status == 409 => assert_error(
+                status,
+                &body,
+                409,
+                "Ticket type name already used in this event",
+            ),
+            Some(_) => {
+                let message = body["message"].as_str().unwrap_or_default();
+                assert_eq!(status, 400, "{body}");
+                assert!(
+                    message.starts_with("Cannot reduce total seats below ")
+                        && message.ends_with(" (already booked seats)"),
+                    "{body}"
+                );
+            }
+        }
+    }
+    let state = type_state(&app, event_id).await;
+    assert_eq!([state[0].2, state[1].2], booked, "CONFIRMED seats per type");
+    let rows: Vec<(i32, i64, String, i32)> = sqlx::query_as(
+        "SELECT t.id, t.price_cents::bigint, t.name, \
+                (SELECT count(*) FROM ticket_types o WHERE o.event_id = t.event_id \
+                 AND lower(o.name) = lower(t.name))::int \
+         FROM ticket_types t WHERE t.event_id = $1 ORDER BY t.id",
+    )
+    .bind(event_id as i32)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    for (id, price, name, holders) in rows {
+        let index = usize::from(i64::from(id) == general);
+        assert!(prices[index].contains(&price), "type {id} ends at {price}");
+        assert!(names[index].contains(&name), "type {id} ends as {name}");
+        assert_eq!(holders, 1, "names stay unique");
+    }
+    let charged: Vec<(i32, i64)> = sqlx::query_as(
+        "SELECT ticket_type_id, total_price_cents FROM bookings WHERE event_id = $1",
+    )
+    .bind(event_id as i32)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    for (type_id, price) in charged {
+        let index = usize::from(i64::from(type_id) == general);
+        assert!(
+            prices[index].contains(&price),
+            "a booking of type {type_id} charged {price}, a price no successful edit set"
+        );
+    }
+    assert_eq!(
+        version(&app, event_id).await,
+        initial_version + booked[0] + booked[1] + edits_applied,
+        "one version per 201 booking and per 200 edit"
+    );
+}

@@ -72,10 +72,11 @@ pub async fn update_ticket_type(
     IdPairPath(event_id, type_id): IdPairPath,
     ValidatedJson(body): ValidatedJson<UpdateTicketType>,
 ) -> Result<Json<TicketType>> {
-    let db = state.db.clone();
-    let work =
-        async move { service::update(&db, event_id, type_id, caller.id, &body, start).await };
-    let updated = state.bookings.solo(event_id, start, work).await?;
+    let change = body.change();
+    let updated = state
+        .bookings
+        .edit_type(event_id, caller.id, type_id, change, start)
+        .await?;
     Ok(Json(updated))
 }
 

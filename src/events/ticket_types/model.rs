@@ -12,7 +12,7 @@ pub const MAX_NAME: usize = 100;
 pub const MAX_PRICE_CENTS: i64 = 100_000_000;
 
 /// One kind of seat of an event, with its own price and its own seats.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TicketType {
     #[schema(example = 9)]
@@ -146,6 +146,32 @@ impl Validate for UpdateTicketType {
         }
         rules.finish()
     }
+}
+
+impl UpdateTicketType {
+    /// The change, once validated.
+    pub fn change(&self) -> TypeChange {
+        let field = |value: &Option<Option<i64>>| {
+            value.flatten().and_then(|value| i32::try_from(value).ok())
+        };
+        TypeChange {
+            name: self
+                .name
+                .clone()
+                .flatten()
+                .map(|name| name.trim().to_string()),
+            price_cents: field(&self.price_cents),
+            total_seats: field(&self.total_seats),
+        }
+    }
+}
+
+/// A validated partial change of a ticket type: `None` keeps the field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct TypeChange {
+    pub name: Option<String>,
+    pub price_cents: Option<i32>,
+    pub total_seats: Option<i32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -1,12 +1,13 @@
-//! The SQL of ticket types. Every change to a type moves the event's totals in the same
-//! transaction, with the version-checked write on the event row that guards every seat write
-//! of the event (DESIGN.md, "One lock per event"), retried by the shared loop.
+//! The rules and SQL of ticket types. Adding or deleting a type moves the event's totals in
+//! the same transaction, with the version-checked write on the event row that guards every
+//! seat write of the event (DESIGN.md, "One lock per event"), retried by the shared loop. A
+//! change of a type (`changed`) is applied by the event's lane, grouped with its bookings.
 
 use std::collections::HashSet;
 
 use sqlx::{PgPool, Postgres, Transaction};
 
-use super::model::{NewTicketType, TicketType, UpdateTicketType, MAX_TYPES, TICKET_TYPE_COLUMNS};
+use super::model::{NewTicketType, TicketType, TypeChange, MAX_TYPES, TICKET_TYPE_COLUMNS};
 use crate::concurrency::{retry_optimistic, Attempt};
 use crate::db::commit::{begin, write_in_time};
 use crate::error::{AppError, Result};
@@ -23,6 +24,11 @@ pub const TYPES_JSON: &str = "(SELECT COALESCE(json_agg(json_build_object(\
 
 pub fn not_found(id: i32) -> AppError {
     AppError::not_found(format!("Ticket type with ID {id} not found"))
+}
+
+/// Another organizer's event.
+pub fn not_yours() -> AppError {
+    AppError::forbidden("You can only update your own events")
 }
 
 fn too_many_types() -> AppError {
@@ -94,7 +100,7 @@ async fn owned(tx: &mut Transaction<'_, Postgres>, event_id: i32, caller: i32) -
             .await?
             .ok_or_else(|| event_not_found(event_id))?;
     if organizer_id != caller {
-        return Err(AppError::forbidden("You can only update your own events"));
+        return Err(not_yours());
     }
     let types = sqlx::query_as::<_, TicketType>(&format!(
         "SELECT {TICKET_TYPE_COLUMNS} FROM ticket_types t WHERE t.event_id = $1 ORDER BY t.id"
@@ -181,75 +187,30 @@ pub async fn add(
     write_in_time(start, attempts).await
 }
 
-/// PUT /events/{id}/ticket-types/{typeId}: a partial change; seats move the type's and the
-/// event's availability by the same delta. A body that changes nothing writes nothing.
-pub async fn update(
-    db: &PgPool,
-    event_id: i32,
-    type_id: i32,
-    caller: i32,
-    body: &UpdateTicketType,
-    start: RequestStart,
+/// PUT /events/{id}/ticket-types/{typeId}: the type after a partial `change`, checked against
+/// the event's other types (`types`, this one among them) and its seat limit (`event_total`
+/// seats before the change). Seats move the type's availability by the same delta. The
+/// event's lane applies it in order with the bookings around it (`bookings::attempt`).
+pub fn changed(
+    types: &[TicketType],
+    current: &TicketType,
+    change: &TypeChange,
+    event_total: i32,
 ) -> Result<TicketType> {
-    let attempts = retry_optimistic(
-        || async {
-            let mut tx = begin(db).await?;
-            let event = owned(&mut tx, event_id, caller).await?;
-            let current = event
-                .types
-                .iter()
-                .find(|t| t.id == type_id)
-                .ok_or_else(|| not_found(type_id))?;
-            let next = changed(current, body, &event)?;
-            if next.name == current.name
-                && next.price_cents == current.price_cents
-                && next.total_seats == current.total_seats
-            {
-                return Ok(Attempt::Done((None, next)));
-            }
-            let delta = next.total_seats - current.total_seats;
-            if !move_event_totals(&mut tx, event_id, event.version, delta).await? {
-                return Ok(Attempt::Lost);
-            }
-            let updated = sqlx::query_as::<_, TicketType>(&format!(
-                "UPDATE ticket_types AS t SET name = $2, price_cents = $3, \
-                        total_seats = total_seats + $4, available_seats = available_seats + $4, \
-                        updated_at = now() \
-                 WHERE id = $1 RETURNING {TICKET_TYPE_COLUMNS}"
-            ))
-            .bind(type_id)
-            .bind(&next.name)
-            .bind(next.price_cents)
-            .bind(delta)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_name_conflict)?;
-            Ok(Attempt::Done((Some(tx), updated)))
-        },
-        modified_concurrently,
-    );
-    write_in_time(start, attempts).await
-}
-
-/// The type after `body`, checked against the event's other types and its seat limit.
-fn changed(current: &TicketType, body: &UpdateTicketType, event: &Owned) -> Result<TicketType> {
     let mut next = current.clone();
-    if let Some(Some(name)) = &body.name {
-        let name = name.trim();
-        if event
-            .types
+    if let Some(name) = &change.name {
+        if types
             .iter()
             .any(|t| t.id != current.id && same_name(&t.name, name))
         {
             return Err(name_taken());
         }
-        next.name = name.to_string();
+        next.name = name.clone();
     }
-    if let Some(Some(price)) = body.price_cents {
-        next.price_cents = i32::try_from(price).unwrap_or(current.price_cents);
+    if let Some(price) = change.price_cents {
+        next.price_cents = price;
     }
-    if let Some(Some(total)) = body.total_seats {
-        let total = i32::try_from(total).unwrap_or(current.total_seats);
+    if let Some(total) = change.total_seats {
         let booked = current.total_seats - current.available_seats;
         if total < booked {
             return Err(AppError::bad_request(format!(
@@ -257,7 +218,7 @@ fn changed(current: &TicketType, body: &UpdateTicketType, event: &Owned) -> Resu
             )));
         }
         let event_total =
-            i64::from(event.total_seats) + i64::from(total) - i64::from(current.total_seats);
+            i64::from(event_total) + i64::from(total) - i64::from(current.total_seats);
         if event_total > MAX_SEATS {
             return Err(too_many_seats());
         }
