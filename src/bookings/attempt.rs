@@ -18,9 +18,9 @@ use super::idempotency::{self, KeyClaim};
 use super::job::{Answer, Done, Op};
 use super::model::{
     confirmed_body, BookedEvent, Booking, BookingStatus, BookingWithEvent, CancelledEvent,
-    BOOKING_COLUMNS,
 };
-use super::rules::{self, EventState, Existing};
+use super::rules;
+use super::snapshot::{self, EventState, Existing, Key};
 use super::writes::{self, Written};
 use crate::auth::invalid_token;
 use crate::concurrency::Attempt;
@@ -96,11 +96,10 @@ pub async fn prepare_group(
         begin(db).await?
     };
     let held = lock_claims(&mut tx, ops).await?;
-    let Some(event) = read_event(&mut tx, event_id, ops).await? else {
+    let Some((event, mut existing)) = snapshot::read(&mut tx, event_id, ops).await? else {
         let outcomes = no_such_event(&mut tx, event_id, ops, &held).await?;
         return finish(tx, ops, outcomes, false, false).await;
     };
-    let mut existing = read_bookings(&mut tx, event_id, ops).await?;
 
     let mut types = event.types();
     let mut event_total = event.total_seats;
@@ -226,13 +225,6 @@ pub async fn prepare_group(
     finish(tx, ops, outcomes, true, true).await
 }
 
-/// Bookings by reference (confirm, cancel) or by id (expiry).
-#[derive(Hash, PartialEq, Eq)]
-enum Key {
-    Reference(Uuid),
-    Id(i32),
-}
-
 /// A confirm's or a cancel's change of a booking.
 struct StatusChange {
     booking_id: i32,
@@ -301,85 +293,6 @@ async fn lock_claims(tx: &mut Transaction<'_, Postgres>, ops: &[&Op]) -> Result<
         .iter()
         .map(|op| op.key().is_none() || held.next().unwrap_or(false))
         .collect())
-}
-
-/// Reads the event with its version and types, and which of the booking users still exist,
-/// in one round trip.
-async fn read_event(
-    tx: &mut Transaction<'_, Postgres>,
-    id: i32,
-    ops: &[&Op],
-) -> Result<Option<EventState>> {
-    let users: Vec<i32> = ops
-        .iter()
-        .filter_map(|op| match op {
-            Op::Book(request) => Some(request.user_id),
-            _ => None,
-        })
-        .collect();
-    Ok(sqlx::query_as::<_, EventState>(
-        "SELECT e.id, e.title, e.event_date, COALESCE(e.event_date < now(), false) AS past, \
-                e.organizer_id, e.status, e.version, e.total_seats, \
-                tt.type_ids, tt.type_names, tt.type_prices, tt.type_totals, tt.type_available, \
-                ARRAY(SELECT u.id FROM users u WHERE u.id = ANY($2)) AS known_users, \
-                EXISTS (SELECT 1 FROM webhooks w WHERE w.organizer_id = e.organizer_id) \
-                    AS has_webhooks \
-         FROM events e \
-         CROSS JOIN LATERAL ( \
-             SELECT COALESCE(array_agg(t.id ORDER BY t.id), '{}') AS type_ids, \
-                    COALESCE(array_agg(t.name ORDER BY t.id), '{}') AS type_names, \
-                    COALESCE(array_agg(t.price_cents ORDER BY t.id), '{}') AS type_prices, \
-                    COALESCE(array_agg(t.total_seats ORDER BY t.id), '{}') AS type_totals, \
-                    COALESCE(array_agg(t.available_seats ORDER BY t.id), '{}') AS type_available \
-             FROM ticket_types t WHERE t.event_id = e.id) tt \
-         WHERE e.id = $1",
-    )
-    .bind(id)
-    .bind(&users)
-    .fetch_optional(&mut **tx)
-    .await?)
-}
-
-/// The bookings named by the group's confirms, cancels and expiries, by reference and by id.
-async fn read_bookings(
-    tx: &mut Transaction<'_, Postgres>,
-    event_id: i32,
-    ops: &[&Op],
-) -> Result<HashMap<Key, Existing>> {
-    let mut references = Vec::new();
-    let mut ids = Vec::new();
-    for op in ops {
-        match op {
-            Op::Confirm { reference, .. } | Op::Cancel { reference, .. } => {
-                references.push(*reference)
-            }
-            Op::Expire { booking_ids } => ids.extend_from_slice(booking_ids),
-            _ => {}
-        }
-    }
-    if references.is_empty() && ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    // Found by their own unique indexes only: with `event_id` in the WHERE, a generic plan
-    // walked every booking of a hot event. Another event's booking is simply not found.
-    let rows = sqlx::query_as::<_, Existing>(&format!(
-        "SELECT {BOOKING_COLUMNS}, COALESCE(b.expires_at <= clock_timestamp(), false) AS due \
-         FROM bookings b \
-         WHERE b.booking_reference = ANY($1) OR b.id = ANY($2)"
-    ))
-    .bind(&references)
-    .bind(&ids)
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut found = HashMap::new();
-    for row in rows
-        .into_iter()
-        .filter(|row| row.booking.event_id == event_id)
-    {
-        found.insert(Key::Reference(row.booking.booking_reference), row.clone());
-        found.insert(Key::Id(row.booking.id), row);
-    }
-    Ok(found)
 }
 
 /// The answers when the event does not exist: bookings get 404 (but 401 first for a token

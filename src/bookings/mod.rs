@@ -14,6 +14,7 @@ pub mod lanes;
 pub mod model;
 mod rules;
 pub mod service;
+mod snapshot;
 mod writes;
 
 use utoipa_axum::router::OpenApiRouter;

@@ -2,7 +2,8 @@
 //! attempt read (and that earlier operations of the same group have already changed).
 
 use super::job::BookingRequest;
-use super::model::{Booking, BookingStatus};
+use super::model::BookingStatus;
+use super::snapshot::{EventState, Existing};
 use crate::auth::invalid_token;
 use crate::error::{AppError, Result};
 use crate::events::model::EventStatus;
@@ -11,61 +12,6 @@ use crate::events::ticket_types::model::{TicketType, TypeChange};
 use crate::events::ticket_types::service::{
     self as ticket_types, not_found as ticket_type_not_found, not_yours,
 };
-use crate::time::Timestamp;
-
-/// The event as an attempt reads it, with its ticket types in `id` order.
-#[derive(sqlx::FromRow)]
-pub struct EventState {
-    pub id: i32,
-    pub title: String,
-    pub event_date: Option<Timestamp>,
-    /// In the past by the database's clock, the clock of every stored timestamp.
-    pub past: bool,
-    pub organizer_id: i32,
-    pub status: EventStatus,
-    pub version: i64,
-    pub total_seats: i32,
-    pub type_ids: Vec<i32>,
-    pub type_names: Vec<String>,
-    pub type_prices: Vec<i32>,
-    pub type_totals: Vec<i32>,
-    pub type_available: Vec<i32>,
-    /// The booking users that exist (a token can outlive its user).
-    pub known_users: Vec<i32>,
-    /// The organizer has webhooks: booking changes write notifications for them.
-    pub has_webhooks: bool,
-}
-
-impl EventState {
-    /// The ticket types as read, in `id` order.
-    pub fn types(&self) -> Vec<TicketType> {
-        (0..self.type_ids.len())
-            .map(|i| TicketType {
-                id: self.type_ids[i],
-                name: self.type_names.get(i).cloned().unwrap_or_default(),
-                price_cents: self.type_prices.get(i).copied().unwrap_or(0),
-                total_seats: self.type_totals.get(i).copied().unwrap_or(0),
-                available_seats: self.type_available.get(i).copied().unwrap_or(0),
-            })
-            .collect()
-    }
-}
-
-/// A booking a confirm, cancel or expiry works on.
-#[derive(sqlx::FromRow, Clone)]
-pub struct Existing {
-    #[sqlx(flatten)]
-    pub booking: Booking,
-    /// A PENDING hold whose `expiresAt` has passed, by the database's clock.
-    pub due: bool,
-}
-
-impl Existing {
-    fn hold_expired(&self) -> bool {
-        self.booking.status == BookingStatus::Expired
-            || (self.booking.status == BookingStatus::Pending && self.due)
-    }
-}
 
 /// Book (or hold): returns the index of the chosen type. `types` are as the earlier
 /// operations of the group left them.

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::attempt::Effect;
 use super::job::{BookingRequest, Op};
 use super::model::{Booking, BookingStatus, BOOKING_COLUMNS};
-use super::rules::EventState;
+use super::snapshot::EventState;
 use crate::error::Result;
 use crate::events::ticket_types::model::TicketType;
 use crate::notify::outbox::{self, Notify, CHANGED_BOOKING_KIND, NEW_BOOKING_KIND};
