@@ -24,7 +24,7 @@ use super::snapshot::{self, EventState, Existing, Key};
 use super::writes::{self, Written};
 use crate::auth::invalid_token;
 use crate::concurrency::Attempt;
-use crate::db::commit::{begin, begin_then, Tx};
+use crate::db::commit::{begin_then, Tx};
 use crate::error::{AppError, Result};
 use crate::events::service::not_found as event_not_found;
 use crate::events::ticket_types::model::TicketType;
@@ -85,16 +85,17 @@ pub async fn prepare_group(
     settings: Settings,
 ) -> Result<Attempt<Prepared>> {
     let hold_seconds = settings.hold_seconds;
-    // The lock is taken in BEGIN's own round trip: coordinating costs no extra one.
-    let mut tx = if settings.coordinate {
-        begin_then(
-            db,
-            format!("SELECT pg_advisory_xact_lock({EVENT_LOCK_SPACE}, {event_id})"),
-        )
-        .await?
-    } else {
-        begin(db).await?
-    };
+    // The group's statements are written for generic plans. Left to choose, PostgreSQL
+    // planned the snapshot read anew for every group (its cost depends on how many bookings
+    // the group names), which cost more than running it. The lock is taken in BEGIN's own
+    // round trip too: coordinating costs no extra one.
+    let mut setup = String::from("SET LOCAL plan_cache_mode = force_generic_plan");
+    if settings.coordinate {
+        setup.push_str(&format!(
+            "; SELECT pg_advisory_xact_lock({EVENT_LOCK_SPACE}, {event_id})"
+        ));
+    }
+    let mut tx = begin_then(db, setup).await?;
     let held = lock_claims(&mut tx, ops).await?;
     let Some((event, mut existing)) = snapshot::read(&mut tx, event_id, ops).await? else {
         let outcomes = no_such_event(&mut tx, event_id, ops, &held).await?;

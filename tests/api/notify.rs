@@ -415,6 +415,95 @@ async fn every_booking_change_reaches_the_webhook_signed() {
     assert_eq!(log[1]["type"], "booking.expired");
 }
 
+/// New bookings, confirms and cancels sent at once share their lane's statements, so one
+/// notification batch may hold several kinds: each change still reaches the webhook once, as
+/// its own kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_bookings_confirms_and_cancels_each_reach_the_webhook_once() {
+    let app = TestApp::spawn_with(&[ALLOW_PRIVATE]).await;
+    let receiver = Receiver::start(&[]).await;
+    let (organizer, event_id) = published_event(&app, 100).await;
+    let (user, _) = app.user("buyer@example.com").await;
+    register_webhook(&app, &organizer, &json!({ "url": receiver.url })).await;
+    let hold = json!({ "eventId": event_id, "seatCount": 1, "hold": true });
+    let mut expected = Vec::new();
+    let (mut holds, mut booked) = (Vec::new(), Vec::new());
+    for _ in 0..10 {
+        let (_, held) = parts(app.post("/bookings", Some(&user), &hold).await).await;
+        let held = held["data"]["bookingReference"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        expected.push(("booking.held".to_string(), held.clone()));
+        holds.push(held);
+        let confirmed = book(&app, &user, event_id, 1).await;
+        expected.push(("booking.confirmed".to_string(), confirmed.clone()));
+        booked.push(confirmed);
+    }
+    let mut requests = Vec::new();
+    for n in 0..10 {
+        requests.push(
+            app.request(reqwest::Method::POST, "/bookings", Some(&user))
+                .json(&booking(event_id, 1)),
+        );
+        requests.push(app.request(
+            reqwest::Method::POST,
+            &format!("/bookings/{}/confirm", holds[n]),
+            Some(&user),
+        ));
+        requests.push(app.request(
+            reqwest::Method::DELETE,
+            &format!("/bookings/{}", booked[n]),
+            Some(&user),
+        ));
+    }
+    let handles: Vec<_> = requests
+        .into_iter()
+        .map(|request| tokio::spawn(async move { parts(request.send().await.unwrap()).await }))
+        .collect();
+    for (n, handle) in handles.into_iter().enumerate() {
+        let (status, body) = handle.await.unwrap();
+        let reference = body["data"]["bookingReference"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        match n % 3 {
+            0 => {
+                assert_eq!(status, 201, "{body}");
+                expected.push(("booking.confirmed".to_string(), reference));
+            }
+            1 => {
+                assert_eq!(status, 200, "{body}");
+                expected.push(("booking.confirmed".to_string(), reference));
+            }
+            _ => {
+                assert_eq!(status, 200, "{body}");
+                expected.push(("booking.cancelled".to_string(), reference));
+            }
+        }
+    }
+    let received = receiver.wait_for(50, Duration::from_secs(15)).await;
+    let mut seen: Vec<(String, String)> = received
+        .iter()
+        .map(|delivery| {
+            let body: Value = serde_json::from_str(&delivery.body).unwrap();
+            (
+                body["type"].as_str().unwrap().to_string(),
+                body["data"]["booking"]["bookingReference"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    expected.sort();
+    assert_eq!(seen, expected);
+    // Nothing more arrives later.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.received().len(), 50);
+}
+
 #[tokio::test]
 async fn failed_attempts_are_retried_with_the_same_id_then_failed() {
     let app = TestApp::spawn_with(&[ALLOW_PRIVATE, ("NOTIFY_RETRY_SCHEDULE", "1,1")]).await;
