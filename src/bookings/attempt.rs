@@ -244,6 +244,9 @@ fn change_status(
     user_id: i32,
     cancel: bool,
 ) -> Result<StatusChange> {
+    if !event.known_users.contains(&user_id) {
+        return Err(invalid_token());
+    }
     let id = existing
         .get(&Key::Reference(reference))
         .map(|found| found.booking.id)
@@ -304,13 +307,7 @@ async fn no_such_event(
     ops: &[&Op],
     held: &[bool],
 ) -> Result<Vec<Answer>> {
-    let users: Vec<i32> = ops
-        .iter()
-        .filter_map(|op| match op {
-            Op::Book(request) => Some(request.user_id),
-            _ => None,
-        })
-        .collect();
+    let users: Vec<i32> = ops.iter().filter_map(|op| op.user_id()).collect();
     let known: Vec<i32> = sqlx::query_scalar("SELECT id FROM users WHERE id = ANY($1)")
         .bind(&users)
         .fetch_all(&mut **tx)
@@ -320,10 +317,9 @@ async fn no_such_event(
         .zip(held)
         .map(|(op, held)| match op {
             Op::Book(_) if !held => Err(taken_over()),
-            Op::Book(request) if known.contains(&request.user_id) => Err(event_not_found(event_id)),
-            Op::Book(_) => Err(invalid_token()),
+            _ if op.user_id().is_some_and(|user| !known.contains(&user)) => Err(invalid_token()),
+            Op::Book(_) | Op::EditType { .. } => Err(event_not_found(event_id)),
             Op::Expire { .. } => Ok(Done::Expired(0)),
-            Op::EditType { .. } => Err(event_not_found(event_id)),
             _ => Err(rules::booking_not_found()),
         })
         .collect())

@@ -229,9 +229,11 @@ pub async fn cancel_booking(
     }))
 }
 
-/// The reference of a confirm or cancel, and its booking's event (whose lane it goes to). The
-/// caller's existence is read with the event in one round trip; a request refused before that
-/// gets `AuthUser`'s answers first, as on every signed-in route.
+/// The reference of a confirm or cancel, and its booking's event (whose lane it goes to): from
+/// the bookings made here lately, else read with the caller's existence in one round trip. The
+/// lane checks the caller's existence again, before anything else, so a deleted user's token
+/// gets 401 either way. A request refused before that gets `AuthUser`'s answers first, as on
+/// every signed-in route.
 async fn booking_and_event(
     state: &AppState,
     caller: TokenUser,
@@ -239,7 +241,10 @@ async fn booking_and_event(
 ) -> Result<(uuid::Uuid, i32)> {
     match reference {
         Ok(ReferencePath(reference)) => {
-            let event_id = service::event_of(&state.db, caller.id, reference).await?;
+            let event_id = match state.bookings.recent_event_of(reference) {
+                Some(event_id) => event_id,
+                None => service::event_of(&state.db, caller.id, reference).await?,
+            };
             Ok((reference, event_id))
         }
         Err(error) => {

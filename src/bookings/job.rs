@@ -81,6 +81,15 @@ impl Op {
         })
     }
 
+    /// The user a booking, confirm or cancel acts for (the lane checks they still exist).
+    pub fn user_id(&self) -> Option<i32> {
+        match self {
+            Self::Book(request) => Some(request.user_id),
+            Self::Confirm { user_id, .. } | Self::Cancel { user_id, .. } => Some(*user_id),
+            _ => None,
+        }
+    }
+
     /// An edit that sets a ticket type's name. A group holds at most one: PostgreSQL checks
     /// unique names row by row, so two renames in one statement could collide where one
     /// after the other would not.

@@ -31,6 +31,7 @@ use super::attempt::Settings;
 use super::group;
 use super::job::{Answer, BookingRequest, Done, Job, Op, SoloWork};
 use super::model::{BookedEvent, BookingWithEvent, CancelledEvent};
+use super::recent::RecentBookings;
 use crate::error::{AppError, Result};
 use crate::events::ticket_types::model::{TicketType, TypeChange};
 use crate::http::deadline::RequestStart;
@@ -58,6 +59,8 @@ struct Inner {
     /// Write an email notification for each booking change (`SMTP_URL` is set).
     email: bool,
     lanes: Mutex<HashMap<i32, mpsc::Sender<Job>>>,
+    /// The events of the bookings made here lately.
+    recent: RecentBookings,
 }
 
 fn unexpected() -> AppError {
@@ -75,6 +78,7 @@ impl BookingLanes {
                 hold_seconds: i32::try_from(hold_seconds).unwrap_or(i32::MAX),
                 email,
                 lanes: Mutex::new(HashMap::new()),
+                recent: RecentBookings::default(),
             }),
         }
     }
@@ -90,12 +94,23 @@ impl BookingLanes {
             .submit(request.event_id, Op::Book(request), start)
             .await
         {
-            Ok(Done::Booked(booking)) => Ok(booking),
+            Ok(Done::Booked(booking)) => {
+                let made = &booking.booking;
+                self.inner
+                    .recent
+                    .remember(made.booking_reference, made.event_id);
+                Ok(booking)
+            }
             Ok(_) => Err(unexpected()),
             Err(error) => Err(error),
         };
         crate::metrics::booking_outcome(&booked.as_ref().map(|_| hold));
         booked
+    }
+
+    /// The event of a booking made here lately, if it is one.
+    pub fn recent_event_of(&self, reference: Uuid) -> Option<i32> {
+        self.inner.recent.event_of(reference)
     }
 
     /// Confirms a hold of `event_id`.

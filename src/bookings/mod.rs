@@ -12,6 +12,7 @@ pub mod idempotency;
 pub mod job;
 pub mod lanes;
 pub mod model;
+mod recent;
 mod rules;
 pub mod service;
 mod snapshot;

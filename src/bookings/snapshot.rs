@@ -34,7 +34,8 @@ pub struct EventState {
     pub type_prices: Vec<i32>,
     pub type_totals: Vec<i32>,
     pub type_available: Vec<i32>,
-    /// The booking users that exist (a token can outlive its user).
+    /// The users of the group's bookings, confirms and cancels that exist (a token can
+    /// outlive its user).
     pub known_users: Vec<i32>,
     /// The organizer has webhooks: booking changes write notifications for them.
     pub has_webhooks: bool,
@@ -86,12 +87,11 @@ pub async fn read(
     event_id: i32,
     ops: &[&Op],
 ) -> Result<Option<(EventState, HashMap<Key, Existing>)>> {
-    let mut users = Vec::new();
+    let users: Vec<i32> = ops.iter().filter_map(|op| op.user_id()).collect();
     let mut references = Vec::new();
     let mut ids = Vec::new();
     for op in ops {
         match op {
-            Op::Book(request) => users.push(request.user_id),
             Op::Confirm { reference, .. } | Op::Cancel { reference, .. } => {
                 references.push(*reference)
             }
