@@ -1,12 +1,12 @@
 //! One attempt at a group of seat operations of one event, as DESIGN.md describes it: in one
 //! transaction, lock the bookings' Idempotency-Key claims, read the event with its version and
-//! its ticket types (and the bookings that confirms, cancels and expiries name), apply each
-//! operation in order to that state, then write the result: one version-checked UPDATE of the
-//! event (its version grows by one per booking, cancel or expiry, as if they had run one by
-//! one), the per-type seat counts, the new bookings, the status changes, and each key's
-//! outcome. A transaction-level advisory lock per event makes the lanes of several instances
-//! take turns. The attempt stops short of COMMIT: the caller decides whether there is still time
-//! to send it (see `group`).
+//! its ticket types and the bookings that confirms, cancels and expiries name (`snapshot`),
+//! apply each operation in order to that state, then write the result in one statement
+//! (`writes`): the version-checked UPDATE of the event (its version grows by one per booking,
+//! cancel, expiry or edit, as if they had run one by one), its ticket types, the new bookings
+//! and the status changes; then each key's outcome. A transaction-level advisory lock per event
+//! makes the lanes of several instances take turns. The attempt stops short of COMMIT: the
+//! caller decides whether there is still time to send it (see `group`).
 
 use std::collections::HashMap;
 

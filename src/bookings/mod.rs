@@ -1,8 +1,9 @@
 //! Bookings: book, list, view and cancel seats, with optimistic locking.
 //!
 //! Every seat write goes handler → `lanes` (a bounded queue per event) → `group` (deadlines
-//! and the commit point) → `attempt` (the SQL of one attempt, by the `rules`); `idempotency`
-//! records each key's outcome inside that same transaction; `expiry` releases due holds.
+//! and the commit point) → `attempt` (one attempt: its read is `snapshot`, its rules `rules`,
+//! its write statement `writes`); `idempotency` records each key's outcome inside that same
+//! transaction; `expiry` releases due holds; `recent` remembers the events of bookings made here.
 
 mod attempt;
 pub mod expiry;
