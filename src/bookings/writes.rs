@@ -241,6 +241,7 @@ fn returned(row: &PgRow) -> Result<Returned> {
 }
 
 /// How the event's ticket types (and so the event's totals) move: the changed types only.
+#[derive(Default)]
 struct TypeMoves {
     /// Change of the event's available and total seats.
     available: i32,
@@ -256,15 +257,7 @@ impl TypeMoves {
     /// From the types as `event` read them to `types`.
     fn between(event: &EventState, types: &[TicketType]) -> Self {
         let before = event.types();
-        let mut moves = Self {
-            available: 0,
-            total: 0,
-            ids: Vec::new(),
-            available_deltas: Vec::new(),
-            total_deltas: Vec::new(),
-            names: Vec::new(),
-            prices: Vec::new(),
-        };
+        let mut moves = Self::default();
         for (now, before) in types.iter().zip(&before) {
             if now == before {
                 continue;
@@ -293,6 +286,7 @@ impl TypeMoves {
 }
 
 /// The group's new bookings, as arrays in request order.
+#[derive(Default)]
 struct NewBookings {
     users: Vec<i32>,
     types: Vec<i32>,
@@ -306,13 +300,8 @@ struct NewBookings {
 impl NewBookings {
     fn of(event: &EventState, ops: &[&Op], effects: &[Effect], hold_seconds: i32) -> Self {
         let mut new = Self {
-            users: Vec::new(),
-            types: Vec::new(),
-            seats: Vec::new(),
-            prices: Vec::new(),
-            references: Vec::new(),
-            holds: Vec::new(),
             hold_seconds: f64::from(hold_seconds),
+            ..Self::default()
         };
         for effect in effects {
             let Effect::Insert {
@@ -351,6 +340,7 @@ impl NewBookings {
 
 /// The group's status changes: each booking's id, the status it was read with, and its new
 /// one.
+#[derive(Default)]
 struct StatusChanges {
     ids: Vec<i32>,
     from: Vec<&'static str>,
@@ -359,11 +349,7 @@ struct StatusChanges {
 
 impl StatusChanges {
     fn of(effects: &[Effect]) -> Self {
-        let mut changes = Self {
-            ids: Vec::new(),
-            from: Vec::new(),
-            to: Vec::new(),
-        };
+        let mut changes = Self::default();
         for effect in effects {
             if let Effect::Status {
                 booking_id,
