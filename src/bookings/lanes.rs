@@ -6,8 +6,9 @@
 //! Pure optimistic locking lets every concurrent writer of one event read the same `version`;
 //! all but one lose, and after three attempts most are turned away although nothing is wrong.
 //! Here a lane task per event takes every job waiting for that event and carries them out as
-//! one group (`group::run`: one version-checked UPDATE, one multi-row INSERT, one status
-//! UPDATE). Each request still gets its own result or its own precise error. An organizer's
+//! one group (`group::run`: one read, then one statement with the version-checked UPDATE, the
+//! new bookings and the status changes). Each request still gets its own result or its own
+//! precise error. An organizer's
 //! change of a ticket type joins the group like a booking; other organizer changes of the
 //! event run alone between groups. The version check stays, because other server instances share
 //! the database; a lane only removes the races between requests of this one.
