@@ -34,6 +34,8 @@
 
 #[path = "booking/mixed.rs"]
 mod mixed;
+#[path = "common/own_thread.rs"]
+mod own_thread;
 #[path = "booking/three.rs"]
 mod three;
 
@@ -1139,16 +1141,9 @@ async fn drive(
         let workers: Vec<usize> = (thread..concurrency).step_by(threads).collect();
         let (bases, users, target, shared) =
             (bases.clone(), users.clone(), target.clone(), shared.clone());
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("load generator runtime");
-            let result = runtime.block_on(generate(bases, users, target, workers, load, shared));
-            let _ = done_tx.send(result);
-        });
-        answers.push(done_rx);
+        answers.push(own_thread::on_own_thread(move || {
+            generate(bases, users, target, workers, load, shared)
+        }));
     }
     let mut result = RunResult::default();
     for answer in answers {

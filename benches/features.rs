@@ -34,6 +34,8 @@ mod live;
 mod metrics_cost;
 #[path = "features/notify.rs"]
 mod notify;
+#[path = "common/own_thread.rs"]
+mod own_thread;
 #[path = "features/search.rs"]
 mod search;
 #[path = "features/stats.rs"]
@@ -409,16 +411,9 @@ impl Run {
 /// single-threaded runtime, as in the booking bench), each worker with one keep-alive
 /// connection opened before the clock starts.
 async fn load(base: String, concurrency: usize, stop: Stop, make: Make, keep_body: bool) -> Run {
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("load generator runtime");
-        let run = runtime.block_on(generate(base, concurrency, stop, make, keep_body));
-        let _ = done_tx.send(run);
-    });
-    done_rx.await.expect("load generator thread")
+    own_thread::on_own_thread(move || generate(base, concurrency, stop, make, keep_body))
+        .await
+        .expect("load generator thread")
 }
 
 async fn generate(

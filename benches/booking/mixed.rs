@@ -149,34 +149,27 @@ pub(super) async fn drive_mixed(
             }
         })
         .collect();
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("load generator runtime");
-        let result = runtime.block_on(async move {
-            let mut tasks = Vec::new();
-            for (token, role) in tokens {
-                let (base, types, shared) = (base.clone(), types.clone(), shared.clone());
-                tasks.push(tokio::spawn(async move {
-                    mixed_worker(&base, &token, role, event, &types, &shared).await
-                }));
-            }
-            let mut result = MixedResult::default();
-            for task in tasks {
-                match task.await {
-                    Ok(part) => result.merge(part),
-                    Err(error) => {
-                        result.fail(MixedOp::Book, 0, format!("worker failed: {error}"));
-                    }
+    own_thread::on_own_thread(move || async move {
+        let mut tasks = Vec::new();
+        for (token, role) in tokens {
+            let (base, types, shared) = (base.clone(), types.clone(), shared.clone());
+            tasks.push(tokio::spawn(async move {
+                mixed_worker(&base, &token, role, event, &types, &shared).await
+            }));
+        }
+        let mut result = MixedResult::default();
+        for task in tasks {
+            match task.await {
+                Ok(part) => result.merge(part),
+                Err(error) => {
+                    result.fail(MixedOp::Book, 0, format!("worker failed: {error}"));
                 }
             }
-            result
-        });
-        let _ = done_tx.send(result);
-    });
-    done_rx.await.expect("load generator thread")
+        }
+        result
+    })
+    .await
+    .expect("load generator thread")
 }
 
 pub(super) async fn mixed_worker(

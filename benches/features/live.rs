@@ -231,88 +231,85 @@ impl Streams {
         );
         let errors = Arc::new(Mutex::new(Vec::new()));
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let (done_tx, done) = tokio::sync::oneshot::channel();
         let (o, f, e, errs) = (
             opened.clone(),
             failed.clone(),
             ended.clone(),
             errors.clone(),
         );
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("stream client runtime");
-            let recorded = runtime.block_on(async move {
-                let client = reqwest::Client::new();
-                let url = format!("{base}/events/{event}/live");
-                let opening = Arc::new(tokio::sync::Semaphore::new(200));
-                let mut tasks = Vec::new();
-                for n in 0..count {
-                    let (client, url, opening) = (client.clone(), url.clone(), opening.clone());
-                    let (o, f, e, errs, mut stopped) =
-                        (o.clone(), f.clone(), e.clone(), errs.clone(), stopped.clone());
-                    let sampled = n % sample_every == 0;
-                    tasks.push(tokio::spawn(async move {
-                        let mut permit = Some(opening.acquire_owned().await);
-                        let mut response = match client.get(&url).send().await {
-                            Ok(r) if r.status() == 200 => r,
-                            Ok(r) => {
-                                f.fetch_add(1, Ordering::Relaxed);
-                                keep(&errs, format!("status {}", r.status()));
-                                return None;
-                            }
-                            Err(error) => {
-                                f.fetch_add(1, Ordering::Relaxed);
-                                keep(&errs, error.to_string());
-                                return None;
-                            }
-                        };
-                        let (mut first, mut buffer, mut messages) = (true, String::new(), Vec::new());
-                        loop {
-                            tokio::select! {
-                                _ = stopped.changed() => break,
-                                chunk = response.chunk() => match chunk {
-                                    Ok(Some(bytes)) => {
-                                        let now = Instant::now();
-                                        if first {
-                                            first = false;
-                                            permit.take();
-                                            o.fetch_add(1, Ordering::Relaxed);
-                                        }
-                                        if sampled {
-                                            buffer.push_str(&String::from_utf8_lossy(&bytes));
-                                            while let Some(end) = buffer.find('\n') {
-                                                let line: String = buffer.drain(..=end).collect();
-                                                if let Some(data) = line.strip_prefix("data:") {
-                                                    if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
-                                                        if let Some(seats) = v["availableSeats"].as_i64() {
-                                                            messages.push((now, seats));
-                                                        }
+        let done = super::own_thread::on_own_thread(move || async move {
+            let client = reqwest::Client::new();
+            let url = format!("{base}/events/{event}/live");
+            let opening = Arc::new(tokio::sync::Semaphore::new(200));
+            let mut tasks = Vec::new();
+            for n in 0..count {
+                let (client, url, opening) = (client.clone(), url.clone(), opening.clone());
+                let (o, f, e, errs, mut stopped) = (
+                    o.clone(),
+                    f.clone(),
+                    e.clone(),
+                    errs.clone(),
+                    stopped.clone(),
+                );
+                let sampled = n % sample_every == 0;
+                tasks.push(tokio::spawn(async move {
+                    let mut permit = Some(opening.acquire_owned().await);
+                    let mut response = match client.get(&url).send().await {
+                        Ok(r) if r.status() == 200 => r,
+                        Ok(r) => {
+                            f.fetch_add(1, Ordering::Relaxed);
+                            keep(&errs, format!("status {}", r.status()));
+                            return None;
+                        }
+                        Err(error) => {
+                            f.fetch_add(1, Ordering::Relaxed);
+                            keep(&errs, error.to_string());
+                            return None;
+                        }
+                    };
+                    let (mut first, mut buffer, mut messages) = (true, String::new(), Vec::new());
+                    loop {
+                        tokio::select! {
+                            _ = stopped.changed() => break,
+                            chunk = response.chunk() => match chunk {
+                                Ok(Some(bytes)) => {
+                                    let now = Instant::now();
+                                    if first {
+                                        first = false;
+                                        permit.take();
+                                        o.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    if sampled {
+                                        buffer.push_str(&String::from_utf8_lossy(&bytes));
+                                        while let Some(end) = buffer.find('\n') {
+                                            let line: String = buffer.drain(..=end).collect();
+                                            if let Some(data) = line.strip_prefix("data:") {
+                                                if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
+                                                    if let Some(seats) = v["availableSeats"].as_i64() {
+                                                        messages.push((now, seats));
                                                     }
                                                 }
                                             }
                                         }
                                     }
-                                    _ => {
-                                        e.fetch_add(1, Ordering::Relaxed);
-                                        break;
-                                    }
-                                },
-                            }
+                                }
+                                _ => {
+                                    e.fetch_add(1, Ordering::Relaxed);
+                                    break;
+                                }
+                            },
                         }
-                        sampled.then_some(messages)
-                    }));
-                }
-                let mut recorded = Vec::new();
-                for task in tasks {
-                    if let Ok(Some(messages)) = task.await {
-                        recorded.push(messages);
                     }
+                    sampled.then_some(messages)
+                }));
+            }
+            let mut recorded = Vec::new();
+            for task in tasks {
+                if let Ok(Some(messages)) = task.await {
+                    recorded.push(messages);
                 }
-                recorded
-            });
-            let _ = done_tx.send(recorded);
+            }
+            recorded
         });
         Self {
             opened,

@@ -44,17 +44,10 @@ pub(super) async fn notify(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()>
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/hook", listener.local_addr()?);
     // The receiver runs on a thread of its own, like the load generator.
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("receiver runtime");
-        let listener =
-            runtime.block_on(async { tokio::net::TcpListener::from_std(listener.into_std()?) });
-        if let Ok(listener) = listener {
-            let _ = runtime.block_on(async move { axum::serve(listener, app).await });
-        }
-    });
+    drop(super::own_thread::on_own_thread(move || async move {
+        let listener = tokio::net::TcpListener::from_std(listener.into_std()?)?;
+        axum::serve(listener, app).await
+    }));
 
     let plain_event = ctx
         .api
