@@ -59,11 +59,7 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
         let Some(token) = TokenUser::from_parts(parts, state)? else {
             return Ok(Self(None));
         };
-        // The role comes from the database, so a token outlives no deletion or role change.
-        let role = service::role_of(&state.db, token.id)
-            .await?
-            .ok_or_else(invalid_token)?;
-        Ok(Self(Some(AuthUser { id: token.id, role })))
+        Ok(Self(Some(token.user(state).await?)))
     }
 }
 
@@ -99,8 +95,9 @@ impl TokenUser {
 }
 
 impl TokenUser {
-    /// The caller as `AuthUser` checks it, for a route that checks the user in its own query
-    /// but must answer a request that fails before that query exactly as `AuthUser` would.
+    /// The caller as `AuthUser` checks it (also for a route that checks the user in its own
+    /// query but must answer a request that fails before that query exactly as `AuthUser`
+    /// would). The role comes from the database, so a token outlives no deletion or role change.
     pub async fn user(self, state: &AppState) -> Result<AuthUser, AppError> {
         let role = service::role_of(&state.db, self.id)
             .await?
