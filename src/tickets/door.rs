@@ -17,8 +17,7 @@
 //! answer).
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -28,6 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::checkin::{run, Answer, Scan};
+use crate::bookings::job::JobState;
 use crate::error::{AppError, Result};
 use crate::http::deadline::RequestStart;
 
@@ -51,24 +51,9 @@ struct Job {
     scan: Scan,
     start: RequestStart,
     reply: oneshot::Sender<Result<Answer>>,
-    fate: Arc<Fate>,
-}
-
-/// Who decided what becomes of a queued scan first: the door sending it, or its caller giving
-/// up on it. Either way the other knows, so a caller is told 503 only for a scan never sent.
-#[derive(Default)]
-struct Fate(AtomicU8);
-
-const QUEUED: u8 = 0;
-const SENT: u8 = 1;
-const ABANDONED: u8 = 2;
-
-impl Fate {
-    fn settle(&self, fate: u8) -> bool {
-        self.0
-            .compare_exchange(QUEUED, fate, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }
+    /// Who decided what becomes of the scan first, the door sending it or its caller giving
+    /// up on it (the lanes' hand-over): a caller is told 503 only for a scan never sent.
+    state: JobState,
 }
 
 impl Job {
@@ -89,19 +74,19 @@ impl Door {
     /// Decides one scan, with whatever other scans are waiting.
     pub async fn scan(&self, scan: Scan, start: RequestStart) -> Result<Answer> {
         let (reply, mut answer) = oneshot::channel();
-        let fate = Arc::new(Fate::default());
+        let state = JobState::default();
         self.queue()
             .try_send(Job {
                 scan,
                 start,
                 reply,
-                fate: fate.clone(),
+                state: state.clone(),
             })
             .map_err(|_| AppError::Unavailable("the door's queue is full".into()))?;
         if let Ok(answer) = timeout_at(start.commit_by(), &mut answer).await {
             return answer.unwrap_or_else(|_| Err(dropped()));
         }
-        if fate.settle(ABANDONED) {
+        if state.abandon() {
             return Err(unsent());
         }
         match timeout_at(start.answer_by(), answer).await {
@@ -164,12 +149,13 @@ fn still_wanted(job: Job) -> Option<Job> {
         return None;
     }
     if Instant::now() >= job.start.commit_by() {
-        if job.fate.settle(ABANDONED) {
+        if job.state.abandon() {
             job.answer(Err(unsent()));
         }
         return None;
     }
-    job.fate.settle(SENT).then_some(job)
+    // Taken and sent at once: nothing happens in between.
+    (job.state.take() && job.state.commit()).then_some(job)
 }
 
 async fn decide(db: &PgPool, jobs: Vec<Job>) {
