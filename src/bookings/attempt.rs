@@ -102,7 +102,7 @@ pub async fn prepare_group(
         return finish(tx, ops, outcomes, false, false).await;
     };
 
-    let mut types = event.types();
+    let mut types = event.ticket_types.clone();
     let mut event_total = event.total_seats;
     // Per operation, an answer that does not depend on the writes: a refusal, or an edit that
     // changes nothing.
@@ -277,9 +277,9 @@ fn change_status(
 /// The booking's type as an index into the event's types, with its seats.
 fn type_of(event: &EventState, booking: &Booking) -> Option<(usize, i32)> {
     event
-        .type_ids
+        .ticket_types
         .iter()
-        .position(|t| *t == booking.ticket_type_id)
+        .position(|t| t.id == booking.ticket_type_id)
         .map(|index| (index, booking.seat_count))
 }
 

@@ -29,12 +29,11 @@ pub fn bookable(
     }
     open_for_booking(event)?;
     let type_index = match request.ticket_type_id {
-        Some(id) => event
-            .type_ids
+        Some(id) => types
             .iter()
-            .position(|t| *t == id)
+            .position(|t| t.id == id)
             .ok_or_else(|| ticket_type_not_found(id))?,
-        None if event.type_ids.len() == 1 => 0,
+        None if types.len() == 1 => 0,
         None => {
             return Err(AppError::bad_request(
                 "ticketTypeId is required: this event has several ticket types",

@@ -13,6 +13,7 @@ use super::model::{Booking, BookingStatus, BOOKING_COLUMNS};
 use crate::error::Result;
 use crate::events::model::EventStatus;
 use crate::events::ticket_types::model::TicketType;
+use crate::events::ticket_types::service::TYPES_JSON;
 use crate::time::Timestamp;
 
 /// The event as an attempt reads it, with its ticket types in `id` order.
@@ -29,31 +30,14 @@ pub struct EventState {
     pub status: EventStatus,
     pub version: i64,
     pub total_seats: i32,
-    pub type_ids: Vec<i32>,
-    pub type_names: Vec<String>,
-    pub type_prices: Vec<i32>,
-    pub type_totals: Vec<i32>,
-    pub type_available: Vec<i32>,
+    /// In `id` order.
+    #[sqlx(json)]
+    pub ticket_types: Vec<TicketType>,
     /// The users of the group's bookings, confirms and cancels that exist (a token can
     /// outlive its user).
     pub known_users: Vec<i32>,
     /// The organizer has webhooks: booking changes write notifications for them.
     pub has_webhooks: bool,
-}
-
-impl EventState {
-    /// The ticket types as read, in `id` order.
-    pub fn types(&self) -> Vec<TicketType> {
-        (0..self.type_ids.len())
-            .map(|i| TicketType {
-                id: self.type_ids[i],
-                name: self.type_names.get(i).cloned().unwrap_or_default(),
-                price_cents: self.type_prices.get(i).copied().unwrap_or(0),
-                total_seats: self.type_totals.get(i).copied().unwrap_or(0),
-                available_seats: self.type_available.get(i).copied().unwrap_or(0),
-            })
-            .collect()
-    }
 }
 
 /// A booking a confirm, cancel or expiry works on.
@@ -105,20 +89,12 @@ pub async fn read(
     let rows = sqlx::query(&format!(
         "SELECT e.id AS e_id, e.title, e.event_date, \
                 COALESCE(e.event_date < now(), false) AS past, \
-                e.organizer_id, e.status AS e_status, e.version, e.total_seats, \
-                tt.type_ids, tt.type_names, tt.type_prices, tt.type_totals, tt.type_available, \
+                e.organizer_id, e.status AS e_status, e.version, e.total_seats, {TYPES_JSON}, \
                 ARRAY(SELECT u.id FROM users u WHERE u.id = ANY($2)) AS known_users, \
                 EXISTS (SELECT 1 FROM webhooks w WHERE w.organizer_id = e.organizer_id) \
                     AS has_webhooks, \
                 b.* \
          FROM events e \
-         CROSS JOIN LATERAL ( \
-             SELECT COALESCE(array_agg(t.id ORDER BY t.id), '{{}}') AS type_ids, \
-                    COALESCE(array_agg(t.name ORDER BY t.id), '{{}}') AS type_names, \
-                    COALESCE(array_agg(t.price_cents ORDER BY t.id), '{{}}') AS type_prices, \
-                    COALESCE(array_agg(t.total_seats ORDER BY t.id), '{{}}') AS type_totals, \
-                    COALESCE(array_agg(t.available_seats ORDER BY t.id), '{{}}') AS type_available \
-             FROM ticket_types t WHERE t.event_id = e.id) tt \
          LEFT JOIN LATERAL ( \
              SELECT {BOOKING_COLUMNS}, \
                     COALESCE(b.expires_at <= clock_timestamp(), false) AS due \

@@ -256,9 +256,8 @@ struct TypeMoves {
 impl TypeMoves {
     /// From the types as `event` read them to `types`.
     fn between(event: &EventState, types: &[TicketType]) -> Self {
-        let before = event.types();
         let mut moves = Self::default();
-        for (now, before) in types.iter().zip(&before) {
+        for (now, before) in types.iter().zip(&event.ticket_types) {
             if now == before {
                 continue;
             }
@@ -316,7 +315,7 @@ impl NewBookings {
                 continue;
             };
             new.users.push(request.user_id);
-            new.types.push(event.type_ids[*type_index]);
+            new.types.push(event.ticket_types[*type_index].id);
             new.seats.push(request.seats);
             new.prices
                 .push(i64::from(request.seats) * i64::from(*price_cents));
