@@ -49,7 +49,7 @@ where
 }
 
 /// Full jitter over an exponentially growing window: 0–10 ms, then 0–20 ms.
-fn backoff(attempt: u32) -> Duration {
+pub fn backoff(attempt: u32) -> Duration {
     let window_ms = 10u64 << (attempt - 1).min(6);
     Duration::from_micros(rand::thread_rng().gen_range(0..window_ms * 1000))
 }

@@ -1,286 +1,189 @@
-//! One attempt at a group of seat operations of one event, as DESIGN.md describes it: in one
-//! transaction, lock the bookings' Idempotency-Key claims, read the event with its version and
-//! its ticket types and the bookings that confirms, cancels and expiries name (`snapshot`),
-//! apply each operation in order to that state, then write the result in one statement
-//! (`writes`): the version-checked UPDATE of the event (its version grows by one per booking,
-//! cancel, expiry or edit, as if they had run one by one), its ticket types, the new bookings
-//! and the status changes; then each key's outcome. A transaction-level advisory lock per event
-//! makes the lanes of several instances take turns. The attempt stops short of COMMIT: the
-//! caller decides whether there is still time to send it (see `group`).
-
-use std::collections::HashMap;
+//! One attempt at the groups of seat operations of one or more events, as DESIGN.md describes
+//! it: in one transaction, take each event's advisory lock, lock the bookings'
+//! Idempotency-Key claims, read the events with their versions and ticket types and the
+//! bookings that confirms, cancels and expiries name (`snapshot`), apply each event's
+//! operations in order to its state (`plan`), then write the result in one statement
+//! (`writes`): each event's version-checked UPDATE (its version grows by one per booking,
+//! cancel, expiry or edit, as if they had run one by one), their ticket types, the new bookings
+//! and the status changes; then each key's outcome. The advisory locks make the lanes of
+//! several instances take turns on an event. The attempt stops short of COMMIT: the caller
+//! decides whether there is still time to send it (see `group`).
 
 use axum::http::StatusCode;
 use sqlx::{PgPool, Postgres, Transaction};
-use uuid::Uuid;
 
 use super::idempotency::{self, KeyClaim};
 use super::job::{Answer, Done, Op};
-use super::model::{
-    confirmed_body, BookedEvent, Booking, BookingStatus, BookingWithEvent, CancelledEvent,
-};
-use super::rules;
-use super::snapshot::{self, EventState, Existing, Key};
-use super::writes::{self, Written};
-use crate::auth::invalid_token;
+use super::model::confirmed_body;
+use super::plan::{self, Plan};
+use super::snapshot;
+use super::writes::{self, EventWrite};
 use crate::concurrency::Attempt;
 use crate::db::commit::{begin_then, Tx};
-use crate::error::{AppError, Result};
-use crate::events::service::not_found as event_not_found;
-use crate::events::ticket_types::model::TicketType;
+use crate::error::Result;
 use crate::notify::outbox;
 
-/// An attempt that is ready for COMMIT, with the answer for every operation of the group.
-pub struct Prepared {
-    /// `None` when nothing was written (every operation refused, no key to record).
-    pub tx: Option<Tx>,
-    pub outcomes: Vec<Answer>,
-    /// False when the event does not exist: its lane can end at once.
-    pub event_found: bool,
+/// One event's operations in an attempt.
+pub type EventOps<'a> = (i32, Vec<&'a Op>);
+
+/// How one event's operations came out of an attempt.
+pub enum Settled {
+    /// Every operation has its answer (committed with the attempt, if it wrote anything).
+    Answered {
+        outcomes: Vec<Answer>,
+        /// False when the event does not exist: its lane can end at once.
+        found: bool,
+    },
+    /// The event's version changed since it was read: nothing of it was written.
+    Lost,
 }
 
-/// What one operation changes, once its rules passed.
-pub(super) enum Effect {
-    /// A new booking of the type at this index, at the type's price then.
-    Insert {
-        op: usize,
-        type_index: usize,
-        price_cents: i32,
-    },
-    /// A ticket type's change by the organizer: the type after it.
-    Edit { op: usize, after: TicketType },
-    /// A booking's status change; cancels and expiries give its seats back to its type.
-    Status {
-        op: usize,
-        booking_id: i32,
-        from: BookingStatus,
-        to: BookingStatus,
-        release: Option<(usize, i32)>,
-    },
+/// An attempt that is ready for COMMIT, with how each event came out, in the attempt's order.
+pub struct Prepared {
+    /// `None` when nothing was written (every operation refused or lost, no key to record).
+    pub tx: Option<Tx>,
+    pub events: Vec<Settled>,
 }
 
 /// The first key of the two-key advisory locks this server takes: one lock per event.
 const EVENT_LOCK_SPACE: i32 = 1;
 
-fn taken_over() -> AppError {
-    AppError::Unavailable("the idempotency key was taken over by a retry".into())
-}
-
 /// How a group's transaction runs.
 #[derive(Clone, Copy)]
 pub struct Settings {
     pub hold_seconds: i32,
-    /// Take the event's advisory lock first (lanes on), so the lanes of other instances on
-    /// this event queue instead of racing this one for the version (which still guards every
-    /// write). Off, the transaction is the plain optimistic one of API.md.
+    /// Take the events' advisory locks first (lanes on), so the lanes of other instances on
+    /// these events queue instead of racing this one for the version (which still guards
+    /// every write). Off, the transaction is the plain optimistic one of API.md.
     pub coordinate: bool,
     /// Write an email notification for each booking change, beside the webhooks' ones.
     pub email: bool,
 }
 
-pub async fn prepare_group(
+/// One attempt at `events` (each event at most once). `Lost` when a booking changed under it.
+pub async fn prepare(
     db: &PgPool,
-    event_id: i32,
-    ops: &[&Op],
+    events: &[EventOps<'_>],
     settings: Settings,
 ) -> Result<Attempt<Prepared>> {
-    let hold_seconds = settings.hold_seconds;
-    // The group's statements are written for generic plans. Left to choose, PostgreSQL
-    // planned the snapshot read anew for every group (its cost depends on how many bookings
-    // the group names), which cost more than running it. The lock is taken in BEGIN's own
-    // round trip too: coordinating costs no extra one.
+    let mut ids: Vec<i32> = events.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    let mut tx = begin_then(db, setup(&ids, settings.coordinate)).await?;
+    let all_ops: Vec<&Op> = events.iter().flat_map(|(_, ops)| ops.clone()).collect();
+    let held = lock_claims(&mut tx, &all_ops).await?;
+    let mut reads = snapshot::read(&mut tx, &ids, &all_ops).await?;
+
+    let mut settled: Vec<Option<Settled>> = Vec::with_capacity(events.len());
+    let mut plans: Vec<(usize, Plan)> = Vec::new();
+    let mut unknown_users: Option<Vec<i32>> = None;
+    let mut offset = 0;
+    for (index, (event_id, ops)) in events.iter().enumerate() {
+        let held = &held[offset..offset + ops.len()];
+        offset += ops.len();
+        let Some(read) = reads.get_mut(event_id) else {
+            let known = match &unknown_users {
+                Some(known) => known,
+                None => unknown_users.insert(known_users(&mut tx, &all_ops).await?),
+            };
+            let outcomes = plan::no_such_event(*event_id, ops, held, known);
+            settled.push(Some(Settled::Answered {
+                outcomes,
+                found: false,
+            }));
+            continue;
+        };
+        let plan = plan::plan(read, ops, held);
+        if plan.effects.is_empty() {
+            let outcomes = plan::unwritten(plan);
+            settled.push(Some(Settled::Answered {
+                outcomes,
+                found: true,
+            }));
+        } else {
+            settled.push(None);
+            plans.push((index, plan));
+        }
+    }
+
+    let mut wrote = false;
+    if !plans.is_empty() {
+        let mut to_write = Vec::with_capacity(plans.len());
+        for (index, plan) in &plans {
+            let (event_id, ops) = &events[*index];
+            let event = &reads[event_id].event;
+            let notify = if event.has_webhooks || settings.email {
+                let summary = outbox::EventSummary {
+                    id: event.id,
+                    title: &event.title,
+                    event_date: event.event_date,
+                };
+                Some(outbox::Notify::new(event.organizer_id, &summary)?)
+            } else {
+                None
+            };
+            to_write.push(EventWrite {
+                event,
+                ops,
+                effects: &plan.effects,
+                types: &plan.types,
+                notify,
+            });
+        }
+        let written =
+            writes::write(&mut tx, &to_write, settings.hold_seconds, settings.email).await?;
+        drop(to_write);
+        let Some(mut written) = written else {
+            return Ok(Attempt::Lost);
+        };
+        for (index, plan) in plans {
+            let (event_id, ops) = &events[index];
+            settled[index] = Some(match written.remove(event_id) {
+                Some(rows) => {
+                    wrote = true;
+                    Settled::Answered {
+                        outcomes: plan::answers(&reads[event_id].event, ops, plan, rows),
+                        found: true,
+                    }
+                }
+                None => Settled::Lost,
+            });
+        }
+    }
+    let settled: Vec<Settled> = settled
+        .into_iter()
+        .map(|s| s.unwrap_or(Settled::Lost))
+        .collect();
+    finish(tx, events, settled, wrote).await
+}
+
+/// The transaction's first statements, sent with BEGIN in one round trip. The group's
+/// statements are written for generic plans: left to choose, PostgreSQL planned the snapshot
+/// read anew for every group (its cost depends on how many bookings the group names), which
+/// cost more than running it. The advisory locks are taken in ascending event order (the
+/// array's), so two instances' attempts over the same events never wait for each other in a
+/// cycle.
+fn setup(sorted_ids: &[i32], coordinate: bool) -> String {
     let mut setup = String::from("SET LOCAL plan_cache_mode = force_generic_plan");
-    if settings.coordinate {
+    if coordinate {
+        let ids: Vec<String> = sorted_ids.iter().map(i32::to_string).collect();
         setup.push_str(&format!(
-            "; SELECT pg_advisory_xact_lock({EVENT_LOCK_SPACE}, {event_id})"
+            "; SELECT pg_advisory_xact_lock({EVENT_LOCK_SPACE}, id) \
+             FROM unnest('{{{}}}'::integer[]) AS id",
+            ids.join(",")
         ));
     }
-    let mut tx = begin_then(db, setup).await?;
-    let held = lock_claims(&mut tx, ops).await?;
-    let Some((event, mut existing)) = snapshot::read(&mut tx, event_id, ops).await? else {
-        let outcomes = no_such_event(&mut tx, event_id, ops, &held).await?;
-        return finish(tx, ops, outcomes, false, false).await;
-    };
+    setup
+}
 
-    let mut types = event.ticket_types.clone();
-    let mut event_total = event.total_seats;
-    // Per operation, an answer that does not depend on the writes: a refusal, or an edit that
-    // changes nothing.
-    let mut decided: Vec<Option<Answer>> = Vec::with_capacity(ops.len());
-    let mut effects: Vec<Effect> = Vec::new();
-    for (index, op) in ops.iter().enumerate() {
-        let refusal = match op {
-            Op::Book(request) if !held[index] => Some(taken_over()),
-            Op::Book(request) => match rules::bookable(&event, request, &types) {
-                Ok(type_index) => {
-                    let chosen = &mut types[type_index];
-                    chosen.available_seats -= request.seats;
-                    effects.push(Effect::Insert {
-                        op: index,
-                        type_index,
-                        price_cents: chosen.price_cents,
-                    });
-                    None
-                }
-                Err(error) => Some(error),
-            },
-            Op::Cancel { user_id, reference } | Op::Confirm { user_id, reference } => {
-                let cancel = matches!(op, Op::Cancel { .. });
-                match change_status(&event, &mut existing, *reference, *user_id, cancel) {
-                    Ok(change) => {
-                        if let Some((type_index, seats)) = change.release {
-                            types[type_index].available_seats += seats;
-                        }
-                        effects.push(Effect::Status {
-                            op: index,
-                            booking_id: change.booking_id,
-                            from: change.from,
-                            to: change.to,
-                            release: change.release,
-                        });
-                        None
-                    }
-                    Err(error) => Some(error),
-                }
-            }
-            Op::Expire { booking_ids } => {
-                for id in booking_ids {
-                    let Some(found) = existing.get_mut(&Key::Id(*id)) else {
-                        continue;
-                    };
-                    if rules::expirable(found) {
-                        found.booking.status = BookingStatus::Expired;
-                        let release = type_of(&event, &found.booking);
-                        if let Some((type_index, seats)) = release {
-                            types[type_index].available_seats += seats;
-                        }
-                        effects.push(Effect::Status {
-                            op: index,
-                            booking_id: *id,
-                            from: BookingStatus::Pending,
-                            to: BookingStatus::Expired,
-                            release,
-                        });
-                    }
-                }
-                None
-            }
-            Op::EditType {
-                caller,
-                type_id,
-                change,
-            } => match rules::editable(&event, &types, (*caller, *type_id), change, event_total) {
-                Ok((type_index, after)) if after == types[type_index] => {
-                    decided.push(Some(Ok(Done::TypeEdited(after))));
-                    continue;
-                }
-                Ok((type_index, after)) => {
-                    event_total += after.total_seats - types[type_index].total_seats;
-                    types[type_index] = after.clone();
-                    effects.push(Effect::Edit { op: index, after });
-                    None
-                }
-                Err(error) => Some(error),
-            },
-            Op::Solo(_) => Some(AppError::Internal(anyhow::anyhow!(
-                "a solo job reached a group"
-            ))),
-        };
-        decided.push(refusal.map(Err));
-    }
-    if effects.is_empty() {
-        let outcomes = decided
-            .into_iter()
-            .map(|d| d.unwrap_or(Ok(Done::Expired(0))))
-            .collect();
-        return finish(tx, ops, outcomes, false, true).await;
-    }
-    let notify = if event.has_webhooks || settings.email {
-        let summary = outbox::EventSummary {
-            id: event.id,
-            title: &event.title,
-            event_date: event.event_date,
-        };
-        Some(outbox::Notify::new(
-            event.organizer_id,
-            &summary,
-            settings.email,
-        )?)
-    } else {
-        None
-    };
-    let Some(written) = writes::write(
-        &mut tx,
-        &event,
-        ops,
-        &effects,
-        &types,
-        hold_seconds,
-        notify.as_ref(),
+/// Which of the users `ops` act for exist (read only when an event is missing).
+async fn known_users(tx: &mut Transaction<'_, Postgres>, ops: &[&Op]) -> Result<Vec<i32>> {
+    let users: Vec<i32> = ops.iter().filter_map(|op| op.user_id()).collect();
+    Ok(
+        sqlx::query_scalar("SELECT id FROM users WHERE id = ANY($1)")
+            .bind(&users)
+            .fetch_all(&mut **tx)
+            .await?,
     )
-    .await?
-    else {
-        return Ok(Attempt::Lost);
-    };
-    let outcomes = answers(&event, ops, decided, &effects, written);
-    finish(tx, ops, outcomes, true, true).await
-}
-
-/// A confirm's or a cancel's change of a booking.
-struct StatusChange {
-    booking_id: i32,
-    from: BookingStatus,
-    to: BookingStatus,
-    /// The type (index) and seats a cancel gives back.
-    release: Option<(usize, i32)>,
-}
-
-/// The checks of a confirm or a cancel, and the change in memory (later operations of the
-/// group see it).
-fn change_status(
-    event: &EventState,
-    existing: &mut HashMap<Key, Existing>,
-    reference: Uuid,
-    user_id: i32,
-    cancel: bool,
-) -> Result<StatusChange> {
-    if !event.known_users.contains(&user_id) {
-        return Err(invalid_token());
-    }
-    let id = existing
-        .get(&Key::Reference(reference))
-        .map(|found| found.booking.id)
-        .ok_or_else(rules::booking_not_found)?;
-    let found = existing
-        .get_mut(&Key::Id(id))
-        .ok_or_else(rules::booking_not_found)?;
-    let from = found.booking.status;
-    let (to, release) = if cancel {
-        rules::cancellable(event, found, user_id)?;
-        (BookingStatus::Cancelled, type_of(event, &found.booking))
-    } else {
-        rules::confirmable(event, found, user_id)?;
-        (BookingStatus::Confirmed, None)
-    };
-    found.booking.status = to;
-    // Both keys name the same booking: keep them in step.
-    let updated = found.clone();
-    existing.insert(Key::Reference(reference), updated);
-    Ok(StatusChange {
-        booking_id: id,
-        from,
-        to,
-        release,
-    })
-}
-
-/// The booking's type as an index into the event's types, with its seats.
-fn type_of(event: &EventState, booking: &Booking) -> Option<(usize, i32)> {
-    event
-        .ticket_types
-        .iter()
-        .position(|t| t.id == booking.ticket_type_id)
-        .map(|index| (index, booking.seat_count))
 }
 
 /// Per operation, whether it may proceed: only bookings with a key can be stopped here, when
@@ -299,133 +202,38 @@ async fn lock_claims(tx: &mut Transaction<'_, Postgres>, ops: &[&Op]) -> Result<
         .collect())
 }
 
-/// The answers when the event does not exist: bookings get 404 (but 401 first for a token
-/// whose user is gone); expiries have nothing to do.
-async fn no_such_event(
-    tx: &mut Transaction<'_, Postgres>,
-    event_id: i32,
-    ops: &[&Op],
-    held: &[bool],
-) -> Result<Vec<Answer>> {
-    let users: Vec<i32> = ops.iter().filter_map(|op| op.user_id()).collect();
-    let known: Vec<i32> = sqlx::query_scalar("SELECT id FROM users WHERE id = ANY($1)")
-        .bind(&users)
-        .fetch_all(&mut **tx)
-        .await?;
-    Ok(ops
-        .iter()
-        .zip(held)
-        .map(|(op, held)| match op {
-            Op::Book(_) if !held => Err(taken_over()),
-            _ if op.user_id().is_some_and(|user| !known.contains(&user)) => Err(invalid_token()),
-            Op::Book(_) | Op::EditType { .. } => Err(event_not_found(event_id)),
-            Op::Expire { .. } => Ok(Done::Expired(0)),
-            _ => Err(rules::booking_not_found()),
-        })
-        .collect())
-}
-
-/// One answer per operation, from the answers decided before the writes and the rows the
-/// writes returned.
-fn answers(
-    event: &EventState,
-    ops: &[&Op],
-    decided: Vec<Option<Answer>>,
-    effects: &[Effect],
-    mut written: Written,
-) -> Vec<Answer> {
-    let summary = BookedEvent {
-        id: event.id,
-        title: event.title.clone(),
-        event_date: event.event_date,
-        organizer_id: event.organizer_id,
-    };
-    let missing = || AppError::Internal(anyhow::anyhow!("a written booking row is missing"));
-    let mut new_rows = written.inserted.into_iter();
-    let mut expired = vec![0usize; ops.len()];
-    let mut by_op: HashMap<usize, Booking> = HashMap::new();
-    let mut edited: HashMap<usize, TicketType> = HashMap::new();
-    for effect in effects {
-        match effect {
-            Effect::Edit { op, after } => {
-                edited.insert(*op, after.clone());
-            }
-            Effect::Insert { op, .. } => {
-                if let Some(row) = new_rows.next() {
-                    by_op.insert(*op, row);
-                }
-            }
-            Effect::Status { op, booking_id, .. } => {
-                if matches!(ops[*op], Op::Expire { .. }) {
-                    expired[*op] += 1;
-                } else if let Some(row) = written.changed.remove(booking_id) {
-                    by_op.insert(*op, row);
-                }
-            }
-        }
-    }
-    decided
-        .into_iter()
-        .enumerate()
-        .map(|(index, decided)| {
-            if let Some(answer) = decided {
-                return answer;
-            }
-            match ops[index] {
-                Op::Expire { .. } => Ok(Done::Expired(expired[index])),
-                Op::EditType { .. } => edited
-                    .remove(&index)
-                    .ok_or_else(missing)
-                    .map(Done::TypeEdited),
-                Op::Cancel { .. } => by_op.remove(&index).ok_or_else(missing).map(|booking| {
-                    Done::Cancelled(BookingWithEvent {
-                        event: CancelledEvent {
-                            id: event.id,
-                            title: event.title.clone(),
-                        },
-                        booking,
-                    })
-                }),
-                _ => by_op.remove(&index).ok_or_else(missing).map(|booking| {
-                    Done::Booked(BookingWithEvent {
-                        booking,
-                        event: summary.clone(),
-                    })
-                }),
-            }
-        })
-        .collect()
-}
-
-/// Records the outcome of every held key in the transaction, and hands it over for COMMIT if
-/// it wrote anything.
+/// Records the outcome of every held key of the events that were settled, in the
+/// transaction, and hands it over for COMMIT if it wrote anything.
 async fn finish(
     mut tx: Tx,
-    ops: &[&Op],
-    outcomes: Vec<Answer>,
+    events: &[EventOps<'_>],
+    settled: Vec<Settled>,
     wrote: bool,
-    event_found: bool,
 ) -> Result<Attempt<Prepared>> {
     let mut records = Vec::new();
-    for (op, outcome) in ops.iter().zip(&outcomes) {
-        let Some((user_id, key)) = op.key() else {
+    for ((_, ops), settled) in events.iter().zip(&settled) {
+        let Settled::Answered { outcomes, .. } = settled else {
             continue;
         };
-        let stored = match outcome {
-            Ok(Done::Booked(booking)) => Some((StatusCode::CREATED, confirmed_body(booking))),
-            Ok(_) => None,
-            // A claim taken over is the other request's to record.
-            Err(error) => error.client_body(),
-        };
-        if let Some((status, body)) = stored {
-            records.push((user_id, key, status, body));
+        for (op, outcome) in ops.iter().zip(outcomes) {
+            let Some((user_id, key)) = op.key() else {
+                continue;
+            };
+            let stored = match outcome {
+                Ok(Done::Booked(booking)) => Some((StatusCode::CREATED, confirmed_body(booking))),
+                Ok(_) => None,
+                // A claim taken over is the other request's to record.
+                Err(error) => error.client_body(),
+            };
+            if let Some((status, body)) = stored {
+                records.push((user_id, key, status, body));
+            }
         }
     }
     idempotency::record(&mut tx, &records).await?;
     let wrote = wrote || !records.is_empty();
     Ok(Attempt::Done(Prepared {
         tx: wrote.then_some(tx),
-        outcomes,
-        event_found,
+        events: settled,
     }))
 }

@@ -7,8 +7,9 @@
 //! all but one lose, and after three attempts most are turned away although nothing is wrong.
 //! Here a lane task per event takes every job waiting for that event and carries them out as
 //! one group (`group::run`: one read, then one statement with the version-checked UPDATE, the
-//! new bookings and the status changes). Each request still gets its own result or its own
-//! precise error. An organizer's
+//! new bookings and the status changes), in one transaction with the groups of other events
+//! that wait at the same moment (`committers`). Each request still gets its own result or its
+//! own precise error. An organizer's
 //! change of a ticket type joins the group like a booking; other organizer changes of the
 //! event run alone between groups. The version check stays, because other server instances share
 //! the database; a lane only removes the races between requests of this one.
@@ -29,6 +30,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::attempt::Settings;
+use super::committers::Committers;
 use super::group;
 use super::job::{Answer, BookingRequest, Done, Job, Op, SoloWork};
 use super::model::{BookedEvent, BookingWithEvent, CancelledEvent};
@@ -56,12 +58,12 @@ struct Inner {
     db: PgPool,
     /// False: every job runs in a transaction of its own (the per-request server).
     enabled: bool,
-    hold_seconds: i32,
-    /// Write an email notification for each booking change (`SMTP_URL` is set).
-    email: bool,
+    settings: Settings,
     lanes: Mutex<HashMap<i32, mpsc::Sender<Job>>>,
     /// The events of the bookings made here lately.
     recent: RecentBookings,
+    /// Where the lanes' groups are carried out, many events to a transaction.
+    committers: Committers,
 }
 
 fn unexpected() -> AppError {
@@ -72,12 +74,17 @@ fn unexpected() -> AppError {
 
 impl BookingLanes {
     pub fn new(db: PgPool, enabled: bool, hold_seconds: u32, email: bool) -> Self {
+        let settings = Settings {
+            hold_seconds: i32::try_from(hold_seconds).unwrap_or(i32::MAX),
+            coordinate: enabled,
+            email,
+        };
         Self {
             inner: Arc::new(Inner {
+                committers: Committers::new(db.clone(), settings),
                 db,
                 enabled,
-                hold_seconds: i32::try_from(hold_seconds).unwrap_or(i32::MAX),
-                email,
+                settings,
                 lanes: Mutex::new(HashMap::new()),
                 recent: RecentBookings::default(),
             }),
@@ -255,12 +262,16 @@ impl BookingLanes {
 }
 
 impl Inner {
-    fn settings(&self) -> Settings {
-        Settings {
-            hold_seconds: self.hold_seconds,
-            coordinate: self.enabled,
-            email: self.email,
+    /// Carries out one group of `event_id`; false when the event does not exist.
+    async fn carry_out(&self, event_id: i32, jobs: Vec<Job>) -> bool {
+        if self.enabled {
+            return self.committers.run(event_id, jobs).await;
         }
+        group::run(&self.db, vec![(event_id, jobs)], self.settings)
+            .await
+            .first()
+            .copied()
+            .unwrap_or(true)
     }
 
     /// Under the lanes lock: the next job, or `None` after removing this lane.
@@ -282,19 +293,19 @@ impl Inner {
             if let Op::Solo(_) = job.op {
                 if !group.is_empty() {
                     let batch = std::mem::take(&mut group);
-                    found &= group::run(&self.db, event_id, batch, self.settings()).await;
+                    found &= self.carry_out(event_id, batch).await;
                 }
                 run_solo(job).await;
             } else {
                 if job.op.renames() && group.iter().any(|queued| queued.op.renames()) {
                     let batch = std::mem::take(&mut group);
-                    found &= group::run(&self.db, event_id, batch, self.settings()).await;
+                    found &= self.carry_out(event_id, batch).await;
                 }
                 group.push(job);
             }
         }
         if !group.is_empty() {
-            found &= group::run(&self.db, event_id, group, self.settings()).await;
+            found &= self.carry_out(event_id, group).await;
         }
         found
     }

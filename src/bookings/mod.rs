@@ -1,11 +1,13 @@
 //! Bookings: book, list, view and cancel seats, with optimistic locking.
 //!
-//! Every seat write goes handler → `lanes` (a bounded queue per event) → `group` (deadlines
-//! and the commit point) → `attempt` (one attempt: its read is `snapshot`, its rules `rules`,
-//! its write statement `writes`); `idempotency` records each key's outcome inside that same
+//! Every seat write goes handler → `lanes` (a bounded queue per event) → `committers` (the
+//! groups of many events in one transaction) → `group` (deadlines and the commit point) →
+//! `attempt` (one attempt: its read is `snapshot`, each event's rules `rules` applied by
+//! `plan`, its write statement `writes`); `idempotency` records each key's outcome inside that same
 //! transaction; `expiry` releases due holds; `recent` remembers the events of bookings made here.
 
 mod attempt;
+mod committers;
 pub mod expiry;
 mod group;
 mod handlers;
@@ -13,6 +15,7 @@ pub mod idempotency;
 pub mod job;
 pub mod lanes;
 pub mod model;
+mod plan;
 mod recent;
 mod rules;
 pub mod service;

@@ -1,7 +1,8 @@
-//! What one attempt reads, in one round trip: the event with its version and ticket types,
-//! which of the booking users still exist, and the bookings that the group's confirms,
+//! What one attempt reads, in one round trip: each event of the attempt with its version and
+//! ticket types, which of the booking users still exist, and the bookings that the confirms,
 //! cancels and expiries name.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use sqlx::postgres::PgRow;
@@ -63,14 +64,20 @@ pub enum Key {
     Id(i32),
 }
 
-/// The event (`None` when it does not exist) and the bookings of it that `ops` name, by
-/// reference and by id. One row per booking found, each with the event's columns (named
-/// `e_*` where a booking's would clash), or one row with NULL booking columns.
+/// What a group's transaction read of one event.
+pub struct Read {
+    pub event: EventState,
+    pub existing: HashMap<Key, Existing>,
+}
+
+/// The events of `events` that exist, each with the bookings of it that its `ops` name, by
+/// reference and by id. One row per event and booking found (the event's columns named `e_*`
+/// where a booking's would clash), or one row with NULL booking columns.
 pub async fn read(
     tx: &mut Transaction<'_, Postgres>,
-    event_id: i32,
+    events: &[i32],
     ops: &[&Op],
-) -> Result<Option<(EventState, HashMap<Key, Existing>)>> {
+) -> Result<HashMap<i32, Read>> {
     let users: Vec<i32> = ops.iter().filter_map(|op| op.user_id()).collect();
     let mut references = Vec::new();
     let mut ids = Vec::new();
@@ -83,11 +90,15 @@ pub async fn read(
             _ => {}
         }
     }
-    // Bookings are found by their own unique indexes only: with `event_id` in their WHERE, a
-    // generic plan walked every booking of a hot event. Another event's booking is dropped
-    // below, as not found.
+    // Bookings are found by their own unique indexes only, once for all events: with
+    // `event_id` in their WHERE, a generic plan walked every booking of a hot event.
     let rows = sqlx::query(&format!(
-        "SELECT e.id AS e_id, e.title, e.event_date, \
+        "WITH named AS MATERIALIZED ( \
+             SELECT {BOOKING_COLUMNS}, \
+                    COALESCE(b.expires_at <= clock_timestamp(), false) AS due \
+             FROM bookings b \
+             WHERE b.booking_reference = ANY($3) OR b.id = ANY($4)) \
+         SELECT e.id AS e_id, e.title, e.event_date, \
                 COALESCE(e.event_date < now(), false) AS past, \
                 e.organizer_id, e.status AS e_status, e.version, e.total_seats, {TYPES_JSON}, \
                 ARRAY(SELECT u.id FROM users u WHERE u.id = ANY($2)) AS known_users, \
@@ -95,34 +106,34 @@ pub async fn read(
                     AS has_webhooks, \
                 b.* \
          FROM events e \
-         LEFT JOIN LATERAL ( \
-             SELECT {BOOKING_COLUMNS}, \
-                    COALESCE(b.expires_at <= clock_timestamp(), false) AS due \
-             FROM bookings b \
-             WHERE b.booking_reference = ANY($3) OR b.id = ANY($4)) b ON true \
-         WHERE e.id = $1"
+         LEFT JOIN named b ON b.event_id = e.id \
+         WHERE e.id = ANY($1)"
     ))
-    .bind(event_id)
+    .bind(events)
     .bind(&users)
     .bind(&references)
     .bind(&ids)
     .fetch_all(&mut **tx)
     .await?;
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let event = EventState::from_row(first)?;
-    let mut found = HashMap::new();
+    let mut read: HashMap<i32, Read> = HashMap::with_capacity(events.len());
     for row in &rows {
-        let Some(row) = existing(row)? else {
-            continue;
+        let event_id: i32 = row.try_get("e_id")?;
+        let entry = match read.entry(event_id) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => entry.insert(Read {
+                event: EventState::from_row(row)?,
+                existing: HashMap::new(),
+            }),
         };
-        if row.booking.event_id == event_id {
-            found.insert(Key::Reference(row.booking.booking_reference), row.clone());
-            found.insert(Key::Id(row.booking.id), row);
+        if let Some(found) = existing(row)? {
+            let found_ref = Key::Reference(found.booking.booking_reference);
+            entry
+                .existing
+                .insert(Key::Id(found.booking.id), found.clone());
+            entry.existing.insert(found_ref, found);
         }
     }
-    Ok(Some((event, found)))
+    Ok(read)
 }
 
 /// The booking of a row of `read`, if it has one.

@@ -19,13 +19,11 @@ use crate::time::Timestamp;
 /// Longer than any attempt can take (a webhook's 10 s, an email's 10 s), with room to spare.
 pub const LEASE: Duration = Duration::from_secs(60);
 
-/// What the write path needs to record a group's notifications in its own statement.
+/// What the write path needs to record an event's notifications in its own statement.
 pub struct Notify {
     pub organizer_id: i32,
     /// The event as the body names it, serialized once per group.
     pub event_json: String,
-    /// Email the booking's user too (`SMTP_URL` is set).
-    pub email: bool,
 }
 
 /// The event as a notification's body names it.
@@ -39,11 +37,10 @@ pub struct EventSummary<'a> {
 }
 
 impl Notify {
-    pub fn new(organizer_id: i32, event: &EventSummary<'_>, email: bool) -> Result<Self> {
+    pub fn new(organizer_id: i32, event: &EventSummary<'_>) -> Result<Self> {
         Ok(Self {
             organizer_id,
             event_json: serde_json::to_string(event).map_err(anyhow::Error::from)?,
-            email,
         })
     }
 }
@@ -56,21 +53,24 @@ pub const CHANGED_BOOKING_KIND: &str =
     "CASE (c.b).status WHEN 'CONFIRMED' THEN 'booking.confirmed' \
      WHEN 'CANCELLED' THEN 'booking.cancelled' WHEN 'EXPIRED' THEN 'booking.expired' END";
 
-/// An `INSERT` of one notification batch for the bookings in CTE `source` (one column `b`, the
-/// whole `bookings` row), for a data-modifying CTE of the statement that changed them: their
-/// ids, types (`kind`, an expression over `c.b`), and the fields a later change may overwrite.
-/// Parameters from `$first`: the organizer, the event's JSON, whether to email.
+/// An `INSERT` of one notification batch per event for the bookings in CTE `source` (one
+/// column `b`, the whole `bookings` row), for a data-modifying CTE of the statement that
+/// changed them: their ids, types (`kind`, an expression over `c.b`), and the fields a later
+/// change may overwrite. Parameters from `$first`: the events to notify, their organizers,
+/// their JSON (three arrays), and whether to email.
 pub fn batch_sql(source: &str, kind: &str, first: usize) -> String {
-    let (organizer, event, email) = (first, first + 1, first + 2);
+    let (events, organizers, json, email) = (first, first + 1, first + 2, first + 3);
     format!(
         "INSERT INTO notification_batches \
              (event_id, organizer_id, event, email, booking_ids, kinds, updated_at, expires_at) \
-         SELECT min((c.b).event_id), ${organizer}, ${event}::text, ${email}::boolean, \
+         SELECT n.event_id, n.organizer_id, n.event, ${email}::boolean, \
                 array_agg((c.b).id), array_agg(k.kind), array_agg((c.b).updated_at), \
                 array_agg((c.b).expires_at) \
          FROM {source} c CROSS JOIN LATERAL (SELECT {kind} AS kind) k \
+         JOIN UNNEST(${events}::integer[], ${organizers}::integer[], ${json}::text[]) \
+              AS n(event_id, organizer_id, event) ON n.event_id = (c.b).event_id \
          WHERE k.kind IS NOT NULL \
-         HAVING count(*) > 0"
+         GROUP BY n.event_id, n.organizer_id, n.event"
     )
 }
 

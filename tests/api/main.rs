@@ -5,6 +5,7 @@ mod bookings;
 mod door;
 mod errors;
 mod events;
+mod group_commit;
 mod helpers;
 mod holds;
 mod idempotency;
