@@ -17,7 +17,11 @@ pub fn spawn_background(state: &AppState) -> anyhow::Result<()> {
         state.bookings.clone(),
     ));
     tokio::spawn(idempotency::sweep_hourly(state.db.clone()));
-    tokio::spawn(feed::listen(state.db.clone(), state.live.clone()));
+    tokio::spawn(feed::listen(
+        state.db.clone(),
+        state.live.clone(),
+        state.event_cache.clone(),
+    ));
     tokio::spawn(shared::read_published(state.db.clone(), state.live.clone()));
     if state.config.notify.worker {
         tokio::spawn(courier.run());

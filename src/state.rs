@@ -8,6 +8,7 @@ use crate::auth::jwt::JwtKeys;
 use crate::bookings::BookingLanes;
 use crate::config::Config;
 use crate::db::reads::Reads;
+use crate::events::cache::EventCache;
 use crate::insight::cache::StatsCache;
 use crate::limits::Limits;
 use crate::live::Live;
@@ -34,19 +35,24 @@ pub struct AppState {
     pub reads: Reads,
     /// Events' booking aggregates, kept while they are current (see `insight::cache`).
     pub stats: Arc<StatsCache>,
+    /// Public event reads, kept while they are current (see `events::cache`).
+    pub event_cache: Arc<EventCache>,
 }
 
 impl AppState {
     /// State for a database that is already migrated.
     pub fn new(db: PgPool, config: Config) -> Self {
         let jwt = JwtKeys::new(config.jwt_secret.expose().as_bytes(), config.jwt_expires_in);
+        let event_cache = Arc::new(EventCache::new(config.database_read_url.is_none()));
         Self {
             bookings: BookingLanes::new(
                 db.clone(),
                 config.booking_lanes,
                 config.hold_seconds,
                 config.notify.smtp_url.is_some(),
+                event_cache.clone(),
             ),
+            event_cache,
             limits: Limits::new(&config.rate_limits),
             ready: Readiness::ready(),
             tickets: Arc::new(TicketKeys::new(config.ticket_signing_key.clone())),

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use super::attempt::Settings;
 use super::group::{self, EventJobs};
 use super::job::Job;
+use crate::events::cache::EventCache;
 
 /// Transactions in flight at once: enough to keep PostgreSQL busy while a batch is prepared
 /// or answered here, few enough to leave the pool (16 by default) to reads.
@@ -33,6 +34,7 @@ type Queue = Arc<Mutex<mpsc::UnboundedReceiver<Submission>>>;
 pub struct Committers {
     db: PgPool,
     settings: Settings,
+    cache: Arc<EventCache>,
     /// Unbounded, yet never holds more than one group per lane.
     sender: mpsc::UnboundedSender<Submission>,
     queue: Queue,
@@ -40,11 +42,12 @@ pub struct Committers {
 }
 
 impl Committers {
-    pub fn new(db: PgPool, settings: Settings) -> Self {
+    pub fn new(db: PgPool, settings: Settings, cache: Arc<EventCache>) -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
         Self {
             db,
             settings,
+            cache,
             sender,
             queue: Arc::new(Mutex::new(receiver)),
             started: Once::new(),
@@ -60,6 +63,7 @@ impl Committers {
                 tokio::spawn(committer(
                     self.db.clone(),
                     self.settings,
+                    self.cache.clone(),
                     self.queue.clone(),
                 ));
             }
@@ -73,7 +77,7 @@ impl Committers {
         if let Err(mpsc::error::SendError(submission)) = self.sender.send(submission) {
             // Cannot happen while `self` lives; carry it out here all the same.
             let batch = vec![(submission.event_id, submission.jobs)];
-            return group::run(&self.db, batch, self.settings)
+            return group::run(&self.db, batch, self.settings, &self.cache)
                 .await
                 .first()
                 .copied()
@@ -84,14 +88,14 @@ impl Committers {
     }
 }
 
-async fn committer(db: PgPool, settings: Settings, queue: Queue) {
+async fn committer(db: PgPool, settings: Settings, cache: Arc<EventCache>, queue: Queue) {
     let mut held_over = Vec::new();
     while let Some(batch) = next_batch(&queue, &mut held_over).await {
         let (groups, replies): (Vec<EventJobs>, Vec<oneshot::Sender<bool>>) = batch
             .into_iter()
             .map(|s| ((s.event_id, s.jobs), s.found))
             .unzip();
-        let found = group::run(&db, groups, settings).await;
+        let found = group::run(&db, groups, settings, &cache).await;
         for (reply, found) in replies.into_iter().zip(found) {
             let _ = reply.send(found);
         }

@@ -19,6 +19,7 @@ use super::job::{Answer, Done, Job};
 use crate::concurrency::{backoff, Attempt, MAX_ATTEMPTS};
 use crate::db::commit::commit_within;
 use crate::error::AppError;
+use crate::events::cache::EventCache;
 
 /// Marks the lost races of an event on every attempt, so each job gets the 409 of its kind.
 const EXHAUSTED: &str = "the group lost the version race on every attempt";
@@ -31,7 +32,12 @@ type Pending = (usize, i32, Vec<Job>);
 
 /// Carries out `batch` (each event at most once). Returns, per event, false when it does not
 /// exist.
-pub async fn run(db: &PgPool, batch: Vec<EventJobs>, settings: Settings) -> Vec<bool> {
+pub async fn run(
+    db: &PgPool,
+    batch: Vec<EventJobs>,
+    settings: Settings,
+    cache: &EventCache,
+) -> Vec<bool> {
     let mut found = vec![true; batch.len()];
     let mut pending: Vec<Pending> = batch
         .into_iter()
@@ -72,7 +78,7 @@ pub async fn run(db: &PgPool, batch: Vec<EventJobs>, settings: Settings) -> Vec<
                 return found;
             }
         };
-        pending = match settle(db, pending, prepared, &mut found).await {
+        pending = match settle(db, pending, prepared, &mut found, cache).await {
             Some(lost) => lost,
             None => return found,
         };
@@ -92,10 +98,12 @@ async fn settle(
     pending: Vec<Pending>,
     prepared: Prepared,
     found: &mut [bool],
+    cache: &EventCache,
 ) -> Option<Vec<Pending>> {
     let Prepared { tx, events } = prepared;
     let mut lost = Vec::new();
     let mut answered = Vec::new();
+    let mut settled_events = Vec::new();
     for ((index, event_id, jobs), settled) in pending.into_iter().zip(events) {
         match settled {
             Settled::Lost => lost.push((index, event_id, jobs)),
@@ -104,6 +112,7 @@ async fn settle(
                 found: exists,
             } => {
                 found[index] &= exists;
+                settled_events.push(event_id);
                 answered.push((jobs, outcomes));
             }
         }
@@ -140,7 +149,10 @@ async fn settle(
         // Only lost events wrote nothing, and the records are of none: nothing to commit.
         return Some(lost);
     };
-    match commit_within(tx, answer_by).await {
+    let committed = commit_within(tx, answer_by).await;
+    // Whatever COMMIT did, no reader here may see these events as they were before it.
+    cache.seats_changed(settled_events);
+    match committed {
         Ok(()) => {
             for (jobs, outcomes) in answered {
                 answer(jobs, outcomes);

@@ -36,6 +36,7 @@ use super::job::{Answer, BookingRequest, Done, Job, Op, SoloWork};
 use super::model::{BookedEvent, BookingWithEvent, CancelledEvent};
 use super::recent::RecentBookings;
 use crate::error::{AppError, Result};
+use crate::events::cache::EventCache;
 use crate::events::ticket_types::model::{TicketType, TypeChange};
 use crate::http::deadline::RequestStart;
 
@@ -64,6 +65,8 @@ struct Inner {
     recent: RecentBookings,
     /// Where the lanes' groups are carried out, many events to a transaction.
     committers: Committers,
+    /// Public event reads: a committed group drops its events' views before it answers.
+    cache: Arc<EventCache>,
 }
 
 fn unexpected() -> AppError {
@@ -73,7 +76,13 @@ fn unexpected() -> AppError {
 }
 
 impl BookingLanes {
-    pub fn new(db: PgPool, enabled: bool, hold_seconds: u32, email: bool) -> Self {
+    pub fn new(
+        db: PgPool,
+        enabled: bool,
+        hold_seconds: u32,
+        email: bool,
+        cache: Arc<EventCache>,
+    ) -> Self {
         let settings = Settings {
             hold_seconds: i32::try_from(hold_seconds).unwrap_or(i32::MAX),
             coordinate: enabled,
@@ -81,7 +90,8 @@ impl BookingLanes {
         };
         Self {
             inner: Arc::new(Inner {
-                committers: Committers::new(db.clone(), settings),
+                committers: Committers::new(db.clone(), settings, cache.clone()),
+                cache,
                 db,
                 enabled,
                 settings,
@@ -267,7 +277,7 @@ impl Inner {
         if self.enabled {
             return self.committers.run(event_id, jobs).await;
         }
-        group::run(&self.db, vec![(event_id, jobs)], self.settings)
+        group::run(&self.db, vec![(event_id, jobs)], self.settings, &self.cache)
             .await
             .first()
             .copied()

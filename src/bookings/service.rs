@@ -101,7 +101,7 @@ pub async fn book_direct(
         hold: false,
         key: None,
     };
-    BookingLanes::new(db.clone(), false, 600, false)
+    BookingLanes::new(db.clone(), false, 600, false, Default::default())
         .book(request, RequestStart::now())
         .await
 }

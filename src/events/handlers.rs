@@ -2,13 +2,14 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use sqlx::PgPool;
 
 use super::model::{
     CreateEventRequest, EventDeleted, EventListParams, EventStatus, EventView, MyEventsParams,
     UpdateEventRequest,
 };
+use super::public;
 use super::search::{self, EventQuery};
 use super::service::{self, EventFilter};
 use crate::auth::{MaybeAuthUser, Organizer};
@@ -37,18 +38,13 @@ pub async fn list_events(
     State(state): State<AppState>,
     viewer: MaybeAuthUser,
     QueryParams(params): QueryParams<EventListParams>,
-) -> Result<Json<Paginated<EventView>>> {
+) -> Result<Response> {
     let (query, page) = EventQuery::parse(&params, viewer.id())?;
-    let read = |db: PgPool| {
-        let query = &query;
-        async move { search::list(&db, query, page).await }
-    };
-    let (data, meta) = if viewer.is_organizer() {
-        read(state.db.clone()).await?
-    } else {
-        state.reads.run(read).await?
-    };
-    Ok(Json(Paginated { data, meta }))
+    if !viewer.is_organizer() {
+        return public::listing(&state, &query, page).await;
+    }
+    let (data, meta) = search::list(&state.db, &query, page).await?;
+    Ok(Json(Paginated { data, meta }).into_response())
 }
 
 /// Get an event
@@ -69,14 +65,13 @@ pub async fn get_event(
     State(state): State<AppState>,
     viewer: MaybeAuthUser,
     IdPath(id): IdPath,
-) -> Result<Json<EventView>> {
+) -> Result<Response> {
     // An organizer reads from the primary: their own events as they just left them.
     if viewer.is_organizer() {
-        return Ok(Json(service::view(&state.db, id, viewer.id()).await?));
+        let view = service::view(&state.db, id, viewer.id()).await?;
+        return Ok(Json(view).into_response());
     }
-    let viewer = viewer.id();
-    let read = |db: PgPool| async move { service::view(&db, id, viewer).await };
-    Ok(Json(state.reads.run(read).await?))
+    public::view(&state, id, viewer.id()).await
 }
 
 /// Create an event (ORGANIZER)
@@ -99,6 +94,7 @@ pub async fn create_event(
     ValidatedJson(body): ValidatedJson<CreateEventRequest>,
 ) -> Result<(StatusCode, Json<EventView>)> {
     let event = service::create(&state.db, caller.id, body).await?;
+    state.event_cache.event_changed(event.event.id);
     Ok((StatusCode::CREATED, Json(event)))
 }
 
@@ -131,7 +127,10 @@ pub async fn update_event(
     // event's bookings on this instance.
     let db = state.db.clone();
     let work = async move { service::update(&db, id, caller.id, body).await };
-    Ok(Json(state.bookings.solo(id, start, work).await?))
+    let updated = state.bookings.solo(id, start, work).await;
+    // Whatever the answer, no public read here may see the event as it was before.
+    state.event_cache.event_changed(id);
+    Ok(Json(updated?))
 }
 
 /// Delete an event (its organizer)
@@ -154,7 +153,9 @@ pub async fn delete_event(
     Organizer(caller): Organizer,
     IdPath(id): IdPath,
 ) -> Result<Json<EventDeleted>> {
-    service::delete(&state.db, id, caller.id).await?;
+    let deleted = service::delete(&state.db, id, caller.id).await;
+    state.event_cache.event_changed(id);
+    deleted?;
     Ok(Json(EventDeleted {
         message: "Event deleted successfully",
         event_id: id,

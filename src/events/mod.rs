@@ -1,8 +1,10 @@
 //! Events: organizer CRUD, the public listing, version-checked seat edits, and the events'
 //! ticket types.
 
+pub mod cache;
 mod handlers;
 pub mod model;
+mod public;
 pub mod search;
 pub mod service;
 pub mod ticket_types;

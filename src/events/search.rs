@@ -153,6 +153,28 @@ impl EventQuery {
         Ok((query, page))
     }
 
+    /// The key of this listing page in the cache of public reads, when it may be kept: not
+    /// when it depends on seats (`minSeats`, `-availableSeats`: they move with every booking)
+    /// or on the clock (`upcoming`). The viewer is left out: only non-organizers use it, and
+    /// they see no drafts.
+    pub fn cache_key(&self, page: Page) -> Option<String> {
+        if self.min_seats.is_some() || self.sort == Some(Sort::AvailableDesc) || self.upcoming {
+            return None;
+        }
+        Some(format!(
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
+            self.status.map(EventStatus::as_str),
+            self.organizer_id,
+            self.q,
+            self.from,
+            self.to,
+            self.city,
+            self.sort,
+            page.page,
+            page.limit
+        ))
+    }
+
     fn effective_sort(&self) -> Sort {
         self.sort.unwrap_or(if self.q.is_some() {
             Sort::Relevance

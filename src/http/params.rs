@@ -169,7 +169,7 @@ pub fn parse_enum<T: for<'de> Deserialize<'de>>(
     parsed
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PageMeta {
     #[schema(example = 42)]

@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::shared::{Shared, Snapshot};
 use crate::error::{AppError, Result};
+use crate::events::cache::EventCache;
 
 const CHANNEL: &str = "event_changes";
 const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -35,6 +36,9 @@ pub enum Change {
 struct Notice {
     id: i32,
     deleted: bool,
+    /// Only the event's seats changed (absent from notices of older servers' triggers).
+    #[serde(default)]
+    seats: bool,
 }
 
 /// The feed and the open streams of this instance.
@@ -106,27 +110,30 @@ impl Live {
     }
 }
 
-/// Listens for the life of the server, reconnecting after any failure.
-pub async fn listen(db: PgPool, live: Live) {
+/// Listens for the life of the server, reconnecting after any failure. The cache of public
+/// reads is in use only while the listener is connected: it drops what changes elsewhere.
+pub async fn listen(db: PgPool, live: Live, cache: Arc<EventCache>) {
     let mut closing = live.closing();
     loop {
         tokio::select! {
             _ = closing.changed() => return,
-            result = listen_once(&db, &live) => {
+            result = listen_once(&db, &live, &cache) => {
                 if let Err(error) = result {
                     tracing::warn!(%error, "change feed interrupted; reconnecting");
                 }
             }
         }
+        cache.set_live(false);
         live.publish(Change::Resync);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
-async fn listen_once(db: &PgPool, live: &Live) -> Result<()> {
+async fn listen_once(db: &PgPool, live: &Live, cache: &EventCache) -> Result<()> {
     let mut listener = PgListener::connect_with(db).await?;
     listener.listen(CHANNEL).await?;
     // Whatever happened while no listener was up, streams re-read it.
+    cache.set_live(true);
     live.publish(Change::Resync);
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
     heartbeat.tick().await;
@@ -135,11 +142,19 @@ async fn listen_once(db: &PgPool, live: &Live) -> Result<()> {
             notice = listener.try_recv() => match notice? {
                 Some(notice) => {
                     if let Ok(n) = serde_json::from_str::<Notice>(notice.payload()) {
+                        if n.seats {
+                            cache.seats_changed([n.id]);
+                        } else {
+                            cache.event_changed(n.id);
+                        }
                         live.publish(Change::Event { id: n.id, deleted: n.deleted });
                     }
                 }
                 // The connection was lost and re-established: notices may be gone.
-                None => live.publish(Change::Resync),
+                None => {
+                    cache.forget_all();
+                    live.publish(Change::Resync);
+                }
             },
             _ = heartbeat.tick() => {
                 let ping = sqlx::query("SELECT 1").execute(&mut listener);

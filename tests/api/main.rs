@@ -18,6 +18,7 @@ mod ops;
 mod outage;
 mod qr;
 mod races;
+mod read_cache;
 mod replica;
 mod search;
 mod seed;

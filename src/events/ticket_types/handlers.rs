@@ -39,8 +39,9 @@ pub async fn add_ticket_type(
 ) -> Result<(StatusCode, Json<TicketType>)> {
     let db = state.db.clone();
     let work = async move { service::add(&db, event_id, caller.id, &body, start).await };
-    let created = state.bookings.solo(event_id, start, work).await?;
-    Ok((StatusCode::CREATED, Json(created)))
+    let created = state.bookings.solo(event_id, start, work).await;
+    state.event_cache.seats_changed([event_id]);
+    Ok((StatusCode::CREATED, Json(created?)))
 }
 
 /// Change a ticket type (the event's organizer)
@@ -108,7 +109,9 @@ pub async fn delete_ticket_type(
 ) -> Result<Json<TicketTypeDeleted>> {
     let db = state.db.clone();
     let work = async move { service::delete(&db, event_id, type_id, caller.id, start).await };
-    state.bookings.solo(event_id, start, work).await?;
+    let deleted = state.bookings.solo(event_id, start, work).await;
+    state.event_cache.seats_changed([event_id]);
+    deleted?;
     Ok(Json(TicketTypeDeleted {
         message: "Ticket type deleted successfully",
         ticket_type_id: type_id,
