@@ -2,7 +2,8 @@
 //! organizer insight against a real server process (release build) over HTTP and a real
 //! PostgreSQL, the same way as `benches/booking.rs` (embedded cluster unless `DATABASE_URL`).
 //!
-//! Scenarios (`BENCH_ONLY=CHECK-IN|SEARCH|LIVE|STATS|NOTIFY|METRICS` runs one):
+//! Scenarios (`BENCH_ONLY=CHECK-IN|SEARCH|READS|LIVE|STATS|NOTIFY|METRICS` runs one;
+//! `BENCH_SERVER_BIN=<binary>` runs another build of the server, e.g. an earlier commit's):
 //! - CHECK-IN: 1,000 bookings of 10 seats on one event, their 10,000 codes fetched as the
 //!   owners, all scanned at 64 connections; then 1,000 of them rescanned with the same nonces
 //!   (replays). Every answer must be 200, check_ins must hold 10,000 rows, and each replay must
@@ -11,6 +12,9 @@
 //!   `GET /events` searches (q; q+city+minSeats; from/to+sort=eventDate; page=50), and a plain
 //!   `GET /events` run for comparison. Every answer must be 200. `EXPLAIN (ANALYZE, BUFFERS)` of
 //!   one query of each kind goes to target/bench/search-plans.txt.
+//! - READS: the HTTP ceiling (the JSON 404 of an unknown path, no database), then
+//!   `GET /events/:id` of an event with 100,000 bookings and `GET /events?limit=10` over
+//!   100,000 events, 64 connections each; targets ≥ 0.5 × the ceiling and p99 ≤ 20 ms.
 //! - LIVE: HOT bookings (1 seat, 64 connections) without streams, then with 5,000 SSE streams
 //!   open on the booked event; for a sample of the streams, the delay from each 201 to the
 //!   first message showing that booking; the server's peak RSS.
@@ -36,6 +40,8 @@ mod metrics_cost;
 mod notify;
 #[path = "common/own_thread.rs"]
 mod own_thread;
+#[path = "features/reads.rs"]
+mod reads;
 #[path = "features/search.rs"]
 mod search;
 #[path = "features/stats.rs"]
@@ -227,9 +233,10 @@ async fn run() -> anyhow::Result<Vec<String>> {
 
     let mut report = Report::default();
     let mut durations = serde_json::Map::new();
-    let scenarios: [(&str, Scenario); 6] = [
+    let scenarios: [(&str, Scenario); 7] = [
         ("CHECK-IN", Scenario::CheckIn),
         ("SEARCH", Scenario::Search),
+        ("READS", Scenario::Reads),
         ("LIVE", Scenario::Live),
         ("STATS", Scenario::Stats),
         ("NOTIFY", Scenario::Notify),
@@ -245,6 +252,7 @@ async fn run() -> anyhow::Result<Vec<String>> {
         let result = match scenario {
             Scenario::CheckIn => checkin::check_in(&ctx, &mut report).await,
             Scenario::Search => search::search(&ctx, &mut report).await,
+            Scenario::Reads => reads::reads(&ctx, &mut report).await,
             Scenario::Live => live::live(&ctx, &mut report).await,
             Scenario::Stats => stats::stats(&ctx, &mut report).await,
             Scenario::Notify => notify::notify(&ctx, &mut report).await,
@@ -304,6 +312,7 @@ async fn run() -> anyhow::Result<Vec<String>> {
 enum Scenario {
     CheckIn,
     Search,
+    Reads,
     Live,
     Stats,
     Notify,
@@ -611,7 +620,9 @@ impl Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let child = Command::new(env!("CARGO_BIN_EXE_event-booking"))
+        let binary = std::env::var("BENCH_SERVER_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_event-booking").to_string());
+        let child = Command::new(binary)
             .env("DATABASE_URL", database_url)
             .env("PORT", port.to_string())
             .env("JWT_SECRET", "bench-secret-bench-secret-bench-secret-123")

@@ -115,57 +115,7 @@ pub(super) async fn search(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()>
         "SEARCH: inserting {SEARCH_EVENTS} events and their ticket types (SQL)"
     ));
     let at = Instant::now();
-    let words = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let cities: Vec<String> = CITIES.iter().map(|(c, _)| c.to_string()).collect();
-    // Every random() is per row: each event draws its own words, seats, date and status.
-    sqlx::query(
-        "INSERT INTO events (title, description, venue, city, currency, total_seats, \
-                             available_seats, status, version, event_date, organizer_id, \
-                             created_at, updated_at) \
-         SELECT adj || ' ' || genre || ' ' || kind, \
-                'An ' || lower(adj) || ' ' || lower(genre) || ' ' || lower(kind) || ' at ' || venue \
-                    || ' in ' || city || ', with ' || p1 || ', ' || p2 || ' and ' || p3 || '.', \
-                venue, city, currency, seats, seats, status::event_status, 0, \
-                now() - interval '90 days' + random() * interval '730 days', $7, created, created \
-         FROM (SELECT $1::text[] AS a, $2::text[] AS g, $3::text[] AS k, $4::text[] AS c, \
-                      $5::text[] AS v, $6::text[] AS p) w, \
-              LATERAL (SELECT i, \
-                  a[1 + floor(random() * cardinality(a))::int] AS adj, \
-                  g[1 + floor(random() * cardinality(g))::int] AS genre, \
-                  k[1 + floor(random() * cardinality(k))::int] AS kind, \
-                  c[1 + floor(random() * cardinality(c))::int] AS city, \
-                  v[1 + floor(random() * cardinality(v))::int] AS venue, \
-                  p[1 + floor(random() * cardinality(p))::int] AS p1, \
-                  p[1 + floor(random() * cardinality(p))::int] AS p2, \
-                  p[1 + floor(random() * cardinality(p))::int] AS p3, \
-                  (ARRAY['USD','EUR','CHF','GBP'])[1 + floor(random() * 4)::int] AS currency, \
-                  (20 + floor(random() * 4980))::int AS seats, \
-                  CASE WHEN random() < 0.90 THEN 'PUBLISHED' ELSE \
-                      (ARRAY['COMPLETED','CANCELLED','DRAFT'])[1 + floor(random() * 3)::int] END AS status, \
-                  now() - random() * interval '365 days' AS created \
-                FROM generate_series(1, $8::bigint) i) r",
-    )
-    .bind(words(&ADJECTIVES))
-    .bind(words(&GENRES))
-    .bind(words(&KINDS))
-    .bind(&cities)
-    .bind(words(&VENUES))
-    .bind(words(&PHRASES))
-    .bind(organizer.id)
-    .bind(SEARCH_EVENTS)
-    .execute(&ctx.db)
-    .await?;
-    sqlx::query(
-        "INSERT INTO ticket_types (event_id, name, price_cents, total_seats, available_seats) \
-         SELECT id, 'General', (floor(random() * 100) * 100)::int, total_seats, available_seats \
-         FROM events WHERE organizer_id = $1 ORDER BY id",
-    )
-    .bind(organizer.id)
-    .execute(&ctx.db)
-    .await?;
-    sqlx::query("ANALYZE events, ticket_types")
-        .execute(&ctx.db)
-        .await?;
+    insert_events(&ctx.db, organizer.id, SEARCH_EVENTS).await?;
     // Straight after a bulk load the GIN index's pending list holds every new entry, and each
     // full-text query scans it; (auto)vacuum merges it. One q count before and after, for the
     // record; the runs below are after VACUUM, as a database that autovacuum has visited.
@@ -284,6 +234,63 @@ pub(super) async fn search(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()>
                 "insertSeconds": insert_s,
                 "planIndexes": plans.summary.iter().map(|(k, v)| json!({ "query": k, "uses": v })).collect::<Vec<_>>() }),
     );
+    Ok(())
+}
+
+/// Inserts `count` events of `organizer` in bulk (SQL, not the API), each with one "General"
+/// ticket type holding its seats, and analyzes both tables.
+pub(super) async fn insert_events(db: &PgPool, organizer: i32, count: i64) -> anyhow::Result<()> {
+    let words = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let cities: Vec<String> = CITIES.iter().map(|(c, _)| c.to_string()).collect();
+    // Every random() is per row: each event draws its own words, seats, date and status.
+    sqlx::query(
+        "INSERT INTO events (title, description, venue, city, currency, total_seats, \
+                             available_seats, status, version, event_date, organizer_id, \
+                             created_at, updated_at) \
+         SELECT adj || ' ' || genre || ' ' || kind, \
+                'An ' || lower(adj) || ' ' || lower(genre) || ' ' || lower(kind) || ' at ' || venue \
+                    || ' in ' || city || ', with ' || p1 || ', ' || p2 || ' and ' || p3 || '.', \
+                venue, city, currency, seats, seats, status::event_status, 0, \
+                now() - interval '90 days' + random() * interval '730 days', $7, created, created \
+         FROM (SELECT $1::text[] AS a, $2::text[] AS g, $3::text[] AS k, $4::text[] AS c, \
+                      $5::text[] AS v, $6::text[] AS p) w, \
+              LATERAL (SELECT i, \
+                  a[1 + floor(random() * cardinality(a))::int] AS adj, \
+                  g[1 + floor(random() * cardinality(g))::int] AS genre, \
+                  k[1 + floor(random() * cardinality(k))::int] AS kind, \
+                  c[1 + floor(random() * cardinality(c))::int] AS city, \
+                  v[1 + floor(random() * cardinality(v))::int] AS venue, \
+                  p[1 + floor(random() * cardinality(p))::int] AS p1, \
+                  p[1 + floor(random() * cardinality(p))::int] AS p2, \
+                  p[1 + floor(random() * cardinality(p))::int] AS p3, \
+                  (ARRAY['USD','EUR','CHF','GBP'])[1 + floor(random() * 4)::int] AS currency, \
+                  (20 + floor(random() * 4980))::int AS seats, \
+                  CASE WHEN random() < 0.90 THEN 'PUBLISHED' ELSE \
+                      (ARRAY['COMPLETED','CANCELLED','DRAFT'])[1 + floor(random() * 3)::int] END AS status, \
+                  now() - random() * interval '365 days' AS created \
+                FROM generate_series(1, $8::bigint) i) r",
+    )
+    .bind(words(&ADJECTIVES))
+    .bind(words(&GENRES))
+    .bind(words(&KINDS))
+    .bind(&cities)
+    .bind(words(&VENUES))
+    .bind(words(&PHRASES))
+    .bind(organizer)
+    .bind(count)
+    .execute(db)
+    .await?;
+    sqlx::query(
+        "INSERT INTO ticket_types (event_id, name, price_cents, total_seats, available_seats) \
+         SELECT id, 'General', (floor(random() * 100) * 100)::int, total_seats, available_seats \
+         FROM events WHERE organizer_id = $1 ORDER BY id",
+    )
+    .bind(organizer)
+    .execute(db)
+    .await?;
+    sqlx::query("ANALYZE events, ticket_types")
+        .execute(db)
+        .await?;
     Ok(())
 }
 
