@@ -11,7 +11,7 @@ use super::model::{
 };
 use super::public;
 use super::search::{self, EventQuery};
-use super::service::{self, EventFilter};
+use super::service;
 use crate::auth::{MaybeAuthUser, Organizer};
 use crate::error::{ErrorBody, Result};
 use crate::http::deadline::RequestStart;
@@ -187,11 +187,6 @@ pub async fn my_events(
         params.status.as_deref(),
         &EventStatus::NAMES,
     )?;
-    let filter = EventFilter {
-        status,
-        organizer_id: Some(caller.id),
-        viewer: Some(caller.id),
-    };
-    let (data, meta) = service::list(&state.db, filter, page).await?;
+    let (data, meta) = service::list_own(&state.db, caller.id, status, page).await?;
     Ok(Json(Paginated { data, meta }))
 }
