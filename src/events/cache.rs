@@ -23,11 +23,12 @@ use serde_json::value::RawValue;
 
 use crate::http::PageMeta;
 
-/// Views and listings kept; past it, the cache starts over (a fill costs one read).
-const CAPACITY: usize = 50_000;
+/// Views and listings kept; past it, the cache starts over (a fill costs one read). A view is
+/// about a kilobyte of JSON, a listing a few hundred bytes: some 12 MB at most.
+const CAPACITY: usize = 10_000;
 const LIST_CAPACITY: usize = 10_000;
 /// Change records kept; past it, fills that started before are refused (see `State::floor`).
-const CHANGES_KEPT: usize = 100_000;
+const CHANGES_KEPT: usize = 50_000;
 
 /// A page of a listing: the ids of its events in order, and its meta.
 pub struct Listing {

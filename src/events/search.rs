@@ -9,7 +9,7 @@ use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use super::model::{EventListParams, EventStatus, EventView, EventViewRow, MAX_SEATS};
-use super::service::view_select;
+use super::service::{view_select, view_select_with};
 use crate::error::{AppError, Result};
 use crate::http::params::{bounded_int, parse_enum};
 use crate::http::{Page, PageMeta};
@@ -297,8 +297,18 @@ pub async fn list(
     Ok((rows.into_iter().map(EventView::from).collect(), meta))
 }
 
+/// A page's row with how many rows matched in all (`count(*) OVER ()`).
+#[derive(sqlx::FromRow)]
+struct CountedRow {
+    #[sqlx(flatten)]
+    row: EventViewRow,
+    matches: i64,
+}
+
 /// The page and the capped count, in one transaction (the typo fallback lowers pg_trgm's
-/// threshold for it alone).
+/// threshold for it alone). Sorted by relevance, the page ranks every match anyway, so it
+/// counts them on the way (a window count) and the count query is only needed for a page
+/// past the last match.
 async fn run(
     db: &PgPool,
     query: &EventQuery,
@@ -312,7 +322,12 @@ async fn run(
             .execute(&mut *tx)
             .await?;
     }
-    let mut rows_sql = QueryBuilder::new(view_select());
+    let counted = query.effective_sort() == Sort::Relevance;
+    let mut rows_sql = QueryBuilder::new(if counted {
+        view_select_with(", count(*) OVER () AS matches")
+    } else {
+        view_select()
+    });
     push_filters(&mut rows_sql, query, matching);
     push_order(&mut rows_sql, query, matching);
     rows_sql
@@ -320,17 +335,32 @@ async fn run(
         .push_bind(page.limit)
         .push(" OFFSET ")
         .push_bind(page.offset());
-    let rows = rows_sql
-        .build_query_as::<EventViewRow>()
-        .fetch_all(&mut *tx)
-        .await?;
-    let mut count_sql = QueryBuilder::new("SELECT count(*) FROM (SELECT 1 FROM events e");
-    push_filters(&mut count_sql, query, matching);
-    count_sql
-        .push(" LIMIT ")
-        .push_bind(COUNT_CAP + 1)
-        .push(") matches");
-    let total: i64 = count_sql.build_query_scalar().fetch_one(&mut *tx).await?;
+    let (rows, matches) = if counted {
+        let rows = rows_sql
+            .build_query_as::<CountedRow>()
+            .fetch_all(&mut *tx)
+            .await?;
+        let matches = rows.first().map(|r| r.matches);
+        (rows.into_iter().map(|r| r.row).collect(), matches)
+    } else {
+        let rows = rows_sql
+            .build_query_as::<EventViewRow>()
+            .fetch_all(&mut *tx)
+            .await?;
+        (rows, None)
+    };
+    let total = match matches {
+        Some(matches) => matches.min(COUNT_CAP + 1),
+        None => {
+            let mut count_sql = QueryBuilder::new("SELECT count(*) FROM (SELECT 1 FROM events e");
+            push_filters(&mut count_sql, query, matching);
+            count_sql
+                .push(" LIMIT ")
+                .push_bind(COUNT_CAP + 1)
+                .push(") matches");
+            count_sql.build_query_scalar().fetch_one(&mut *tx).await?
+        }
+    };
     tx.commit().await?;
     Ok((rows, total))
 }

@@ -19,10 +19,15 @@ const EVENT_COLUMNS: &str = "e.id, e.title, e.description, e.venue, e.city, e.cu
 
 /// The one projection of the public view: every read of `EventView` goes through it.
 pub fn view_select() -> String {
+    view_select_with("")
+}
+
+/// `view_select` with more columns (`extra` starts with a comma).
+pub fn view_select_with(extra: &str) -> String {
     format!(
         "SELECT {EVENT_COLUMNS}, {TYPES_JSON}, \
                 u.firstname AS organizer_firstname, u.lastname AS organizer_lastname, \
-                e.booking_count::bigint AS booking_count \
+                e.booking_count::bigint AS booking_count{extra} \
          FROM events e JOIN users u ON u.id = e.organizer_id"
     )
 }
