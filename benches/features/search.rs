@@ -391,10 +391,22 @@ async fn explain_all(db: &PgPool) -> anyhow::Result<Plans> {
     let mut summary = Vec::new();
     for (name, filters) in cases {
         let mut used = Vec::new();
-        for (part, count) in [("page", false), ("count", true)] {
+        // Sorted by relevance, the page counts its matches itself (a window count) and the
+        // count query runs only for a page past the last match.
+        let relevance = filters.q.is_some();
+        let parts: &[(&str, bool)] = if relevance {
+            &[("page with its window count", false)]
+        } else {
+            &[("page", false), ("count", true)]
+        };
+        for &(part, count) in parts {
             let mut sql = QueryBuilder::<Postgres>::new("EXPLAIN (ANALYZE, BUFFERS) ");
             if count {
                 sql.push("SELECT count(*) FROM (SELECT 1 FROM events e");
+            } else if relevance {
+                sql.push(event_booking::events::service::view_select_with(
+                    ", count(*) OVER () AS matches",
+                ));
             } else {
                 sql.push(event_booking::events::service::view_select());
             }
