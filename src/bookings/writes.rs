@@ -63,8 +63,8 @@ pub(super) async fn write(
         ..Notices::default()
     };
     for write in events {
-        types.add(write.event, write.types, &mut moves);
-        moves.add(write.event, write.effects);
+        let seats = types.add(write.event, write.types);
+        moves.add(write.event, write.effects, seats);
         new.add(write);
         statuses.add(write.event.id, write.effects);
         notices.add(write.event.id, write.notify.as_ref());
@@ -87,6 +87,13 @@ pub(super) async fn write(
             }
         }
     }
+    // RETURNING's order is not promised: the rows go back in request order.
+    let order: HashMap<Uuid, usize> = new
+        .references
+        .iter()
+        .enumerate()
+        .map(|(index, reference)| (*reference, index))
+        .collect();
     for write in events {
         let Some(written) = won.get_mut(&write.event.id) else {
             continue;
@@ -96,11 +103,9 @@ pub(super) async fn write(
         if written.changed.len() != changes || written.inserted.len() != inserts {
             return Ok(None);
         }
-        // RETURNING's order is not promised: put the rows back in request order.
-        let references = &new.references;
         written
             .inserted
-            .sort_by_key(|row| references.iter().position(|r| *r == row.booking_reference));
+            .sort_by_key(|row| order.get(&row.booking_reference).copied());
     }
     Ok(Some(won))
 }
@@ -269,9 +274,9 @@ struct EventMoves {
 impl EventMoves {
     /// Every booking, cancel, expiry and edit counts as one change of the event, as if one by
     /// one. With only confirms (0 changes) the version is still checked, so a confirm never
-    /// slips past a concurrent change of the event's status. (`TypeMoves::add` pushed the
-    /// seat deltas.)
-    fn add(&mut self, event: &EventState, effects: &[Effect]) {
+    /// slips past a concurrent change of the event's status. `seats`: the event's available
+    /// and total seat deltas (`TypeMoves::add`).
+    fn add(&mut self, event: &EventState, effects: &[Effect], (available, total): (i32, i32)) {
         let mut changes = 0;
         let mut inserts = 0;
         for effect in effects {
@@ -289,6 +294,8 @@ impl EventMoves {
         }
         self.ids.push(event.id);
         self.versions.push(event.version);
+        self.available.push(available);
+        self.total.push(total);
         self.changes.push(changes);
         self.new_bookings.push(inserts);
     }
@@ -315,9 +322,9 @@ struct TypeMoves {
 }
 
 impl TypeMoves {
-    /// From the types as `event` read them to `types`; the event's own seat deltas go to
-    /// `events`.
-    fn add(&mut self, event: &EventState, types: &[TicketType], events: &mut EventMoves) {
+    /// From the types as `event` read them to `types`; returns the event's own available and
+    /// total seat deltas (the sums over its types).
+    fn add(&mut self, event: &EventState, types: &[TicketType]) -> (i32, i32) {
         let (mut available_sum, mut total_sum) = (0, 0);
         for (now, before) in types.iter().zip(&event.ticket_types) {
             if now == before {
@@ -333,8 +340,7 @@ impl TypeMoves {
             self.names.push(now.name.clone());
             self.prices.push(now.price_cents);
         }
-        events.available.push(available_sum);
-        events.total.push(total_sum);
+        (available_sum, total_sum)
     }
 
     fn bind<'q>(&'q self, query: PgQuery<'q>) -> PgQuery<'q> {
