@@ -69,7 +69,10 @@ pub async fn prepare(
     let mut ids: Vec<i32> = events.iter().map(|(id, _)| *id).collect();
     ids.sort_unstable();
     let mut tx = begin_then(db, setup(&ids, settings.coordinate)).await?;
-    let all_ops: Vec<&Op> = events.iter().flat_map(|(_, ops)| ops.clone()).collect();
+    let all_ops: Vec<&Op> = events
+        .iter()
+        .flat_map(|(_, ops)| ops.iter().copied())
+        .collect();
     let held = lock_claims(&mut tx, &all_ops).await?;
     let mut reads = snapshot::read(&mut tx, &ids, &all_ops).await?;
 

@@ -76,12 +76,8 @@ impl Committers {
         };
         if let Err(mpsc::error::SendError(submission)) = self.sender.send(submission) {
             // Cannot happen while `self` lives; carry it out here all the same.
-            let batch = vec![(submission.event_id, submission.jobs)];
-            return group::run(&self.db, batch, self.settings, &self.cache)
-                .await
-                .first()
-                .copied()
-                .unwrap_or(true);
+            let (event_id, jobs) = (submission.event_id, submission.jobs);
+            return group::run_one(&self.db, event_id, jobs, self.settings, &self.cache).await;
         }
         // A committer that failed dropped the jobs, and so answered them.
         answer.await.unwrap_or(true)

@@ -87,6 +87,18 @@ pub async fn run(
     found
 }
 
+/// `run` for the jobs of one event; false when it does not exist.
+pub async fn run_one(
+    db: &PgPool,
+    event_id: i32,
+    jobs: Vec<Job>,
+    settings: Settings,
+    cache: &EventCache,
+) -> bool {
+    let found = run(db, vec![(event_id, jobs)], settings, cache).await;
+    found.first().copied().unwrap_or(true)
+}
+
 fn jobs_of(pending: &[Pending]) -> impl Iterator<Item = &Job> {
     pending.iter().flat_map(|(_, _, jobs)| jobs)
 }

@@ -277,11 +277,7 @@ impl Inner {
         if self.enabled {
             return self.committers.run(event_id, jobs).await;
         }
-        group::run(&self.db, vec![(event_id, jobs)], self.settings, &self.cache)
-            .await
-            .first()
-            .copied()
-            .unwrap_or(true)
+        group::run_one(&self.db, event_id, jobs, self.settings, &self.cache).await
     }
 
     /// Under the lanes lock: the next job, or `None` after removing this lane.
