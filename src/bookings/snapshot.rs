@@ -91,13 +91,21 @@ pub async fn read(
         }
     }
     // Bookings are found by their own unique indexes only, once for all events: with
-    // `event_id` in their WHERE, a generic plan walked every booking of a hot event.
-    let rows = sqlx::query(&format!(
+    // `event_id` in their WHERE, a generic plan walked every booking of a hot event. A group
+    // that names none (new bookings only) does not look: a generic plan made while the table
+    // was nearly empty scans all of it, on every call, for as long as its connection lives.
+    let names = !references.is_empty() || !ids.is_empty();
+    let named = if names {
+        "b.booking_reference = ANY($3) OR b.id = ANY($4)"
+    } else {
+        "false"
+    };
+    let query = format!(
         "WITH named AS MATERIALIZED ( \
              SELECT {BOOKING_COLUMNS}, \
                     COALESCE(b.expires_at <= clock_timestamp(), false) AS due \
              FROM bookings b \
-             WHERE b.booking_reference = ANY($3) OR b.id = ANY($4)) \
+             WHERE {named}) \
          SELECT e.id AS e_id, e.title, e.event_date, \
                 COALESCE(e.event_date < now(), false) AS past, \
                 e.organizer_id, e.status AS e_status, e.version, e.total_seats, {TYPES_JSON}, \
@@ -108,13 +116,12 @@ pub async fn read(
          FROM events e \
          LEFT JOIN named b ON b.event_id = e.id \
          WHERE e.id = ANY($1)"
-    ))
-    .bind(events)
-    .bind(&users)
-    .bind(&references)
-    .bind(&ids)
-    .fetch_all(&mut **tx)
-    .await?;
+    );
+    let mut rows = sqlx::query(&query).bind(events).bind(&users);
+    if names {
+        rows = rows.bind(&references).bind(&ids);
+    }
+    let rows = rows.fetch_all(&mut **tx).await?;
     let mut read: HashMap<i32, Read> = HashMap::with_capacity(events.len());
     for row in &rows {
         let event_id: i32 = row.try_get("e_id")?;
