@@ -13,7 +13,7 @@ use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::{broadcast, watch};
 
-use super::shared::{Shared, Snapshot};
+use super::fanout::{EventFanout, PublishedFanout};
 use crate::error::{AppError, Result};
 use crate::events::cache::EventCache;
 
@@ -49,9 +49,9 @@ pub struct Live {
     max_streams: usize,
     closing: watch::Sender<bool>,
     /// One reader per watched event: its streams share what it reads (see `shared`).
-    pub(super) watched: Arc<Mutex<HashMap<i32, watch::Sender<Snapshot>>>>,
+    pub(super) watched: Arc<Mutex<HashMap<i32, Arc<EventFanout>>>>,
     /// What `/events/live` streams share: each changed published event, read once.
-    pub(super) published: broadcast::Sender<Arc<Shared>>,
+    pub(super) published: Arc<PublishedFanout>,
 }
 
 /// One open stream; counted until dropped.
@@ -74,7 +74,7 @@ impl Live {
             max_streams,
             closing: watch::channel(false).0,
             watched: Arc::new(Mutex::new(HashMap::new())),
-            published: broadcast::channel(1024).0,
+            published: Arc::new(PublishedFanout::default()),
         }
     }
 

@@ -1,7 +1,9 @@
-//! Live availability: the change feed (`feed`), reads shared by all streams (`shared`), the
-//! event streams (`streams`) and the seat board page (`board`).
+//! Live availability: the change feed (`feed`), reads shared by all streams (`shared`), their
+//! paced delivery to thousands of streams (`fanout`), the event streams (`streams`) and the
+//! seat board page (`board`).
 
 mod board;
+mod fanout;
 pub mod feed;
 pub mod shared;
 mod streams;

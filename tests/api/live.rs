@@ -148,6 +148,76 @@ async fn a_burst_of_changes_ends_on_the_latest_state_and_a_deletion_ends_the_str
     assert!(ended, "a deleted event's stream says so and ends");
 }
 
+/// Follows `stream` until a message shows `seats` free, then until it says `deleted` and ends.
+async fn follow_to_deletion(mut stream: EventStream, seats: i64) -> Result<(), String> {
+    let mut shown = false;
+    while let Some((event, _, data)) = stream.next(Duration::from_secs(3)).await {
+        if event == "deleted" {
+            return match (shown, stream.next(Duration::from_secs(1)).await) {
+                (true, None) => Ok(()),
+                (false, _) => Err(format!("deleted before showing {seats} seats")),
+                (true, Some(more)) => Err(format!("a message after `deleted`: {more:?}")),
+            };
+        }
+        shown |= data["availableSeats"] == seats;
+    }
+    Err(format!("no deletion (showed {seats} seats: {shown})"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_stream_of_a_crowded_event_hears_the_last_change_and_the_deletion() {
+    // More streams than the fan-out has groups, half of them opened after the first change
+    // (their groups are made then): each must show the final seats, then end on `deleted`.
+    let app = TestApp::spawn().await;
+    let (organizer, event_id) = published_event(&app, 50).await;
+    let (user, _) = app.user("user@example.com").await;
+    let path = format!("/events/{event_id}/live");
+    let mut streams = Vec::new();
+    for _ in 0..150 {
+        streams.push(EventStream::open(&app, &path, None).await);
+    }
+    let reference = book(&app, &user, event_id, 2).await;
+    for _ in 0..150 {
+        streams.push(EventStream::open(&app, &path, None).await);
+    }
+    book(&app, &user, event_id, 5).await;
+    let followers: Vec<_> = streams
+        .into_iter()
+        .map(|stream| tokio::spawn(follow_to_deletion(stream, 43)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let (status, _) = parts(
+        app.delete(&format!("/bookings/{reference}"), Some(&user))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    sqlx::query("DELETE FROM bookings WHERE event_id = $1")
+        .bind(event_id as i32)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let (status, _) = parts(
+        app.delete(&format!("/events/{event_id}"), Some(&organizer))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut failures = Vec::new();
+    for (n, follower) in followers.into_iter().enumerate() {
+        if let Err(failure) = follower.await.unwrap() {
+            failures.push(format!("stream {n}: {failure}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 300: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+}
+
 #[tokio::test]
 async fn a_draft_streams_to_its_organizer_only() {
     let app = TestApp::spawn().await;
