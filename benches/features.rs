@@ -16,8 +16,9 @@
 //!   `GET /events/:id` of an event with 100,000 bookings and `GET /events?limit=10` over
 //!   100,000 events, 64 connections each; targets ≥ 0.5 × the ceiling and p99 ≤ 20 ms.
 //! - LIVE: HOT bookings (1 seat, 64 connections) without streams, then with 5,000 SSE streams
-//!   open on the booked event; for a sample of the streams, the delay from each 201 to the
-//!   first message showing that booking; the server's peak RSS.
+//!   open on the booked event, then without again (the rate with streams is compared with the
+//!   mean of the two); for a sample of the streams, the delay from each 201 to the first
+//!   message showing that booking; the server's peak RSS.
 //! - STATS: an event with 100,000 CONFIRMED bookings (and some CANCELLED and PENDING ones),
 //!   inserted in bulk; `GET /events/:id/stats` at 16 connections, the attendee CSV streamed
 //!   once (must have 100,001 lines), the server's RSS around it; `GET /metrics` render time.
