@@ -6,6 +6,7 @@
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use serde::Serialize;
 use sqlx::PgPool;
 use tokio::sync::{broadcast, watch};
@@ -36,17 +37,26 @@ pub struct Availability {
     pub ticket_types: Vec<TypeAvailability>,
 }
 
-/// A state read once, with its message text serialized once for every stream.
+/// A state read once, with its whole `availability` message encoded once for every stream
+/// (each stream writes the same bytes: no copy, no formatting per stream).
 #[derive(Debug)]
 pub struct Shared {
     pub state: Availability,
-    pub json: String,
+    pub message: Bytes,
 }
 
 impl Shared {
     pub fn new(state: Availability) -> Arc<Self> {
+        // One line of JSON (serde_json's compact form never has a newline).
         let json = serde_json::to_string(&state).unwrap_or_default();
-        Arc::new(Self { state, json })
+        let message = format!(
+            "event: availability\nid: {}\ndata: {json}\n\n",
+            state.version
+        );
+        Arc::new(Self {
+            state,
+            message: Bytes::from(message),
+        })
     }
 }
 

@@ -4,14 +4,17 @@
 //! arrive together are sent as one message with the latest state.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use futures_util::stream::Stream;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
+use tokio::time::{interval_at, Instant, Interval, MissedTickBehavior};
 
 use super::feed::StreamSlot;
 use super::shared::{read, Availability, Shared, Snapshot};
@@ -21,14 +24,34 @@ use crate::events::service::not_found;
 use crate::http::IdPath;
 use crate::state::AppState;
 
-/// A comment line at least this often keeps proxies from closing an idle stream.
+/// A comment line this often keeps proxies from closing a stream. It is not put off by
+/// messages: no timer is reset for every message of every stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
+const COMMENT: &[u8] = b":\n\n";
 
-fn message(shared: &Shared) -> SseEvent {
-    SseEvent::default()
-        .event("availability")
-        .id(shared.state.version.to_string())
-        .data(shared.json.as_str())
+/// Every `KEEP_ALIVE`, starting one from now.
+fn keep_alive() -> Interval {
+    let mut every = interval_at(Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+    every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    every
+}
+
+/// An event stream of the messages `next` gives (pre-encoded SSE), until it gives `None`.
+fn event_stream<S, F>(state: S, next: fn(S) -> F) -> Response
+where
+    S: Send + 'static,
+    F: Future<Output = Option<(Bytes, S)>> + Send + 'static,
+{
+    let messages = futures_util::stream::unfold(state, next);
+    let body = Body::from_stream(futures_util::StreamExt::map(messages, Ok::<_, Infallible>));
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// A draft exists for its organizer only.
@@ -56,7 +79,7 @@ pub async fn event_live(
     State(state): State<AppState>,
     viewer: MaybeAuthUser,
     IdPath(id): IdPath,
-) -> Result<Sse<impl Stream<Item = std::result::Result<SseEvent, Infallible>>>> {
+) -> Result<Response> {
     let viewer = viewer.id();
     let (first, organizer) = read(&state.db, id)
         .await?
@@ -74,12 +97,12 @@ pub async fn event_live(
         sent: first.state.version,
         first: Some(first),
         done: false,
+        keep_alive: keep_alive(),
     };
-    let stream = futures_util::stream::unfold(follow, |mut follow| async move {
-        let event = follow.next().await?;
-        Some((Ok(event), follow))
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+    Ok(event_stream(follow, |mut follow| async move {
+        let message = follow.next().await?;
+        Some((message, follow))
+    }))
 }
 
 struct Follow {
@@ -91,24 +114,26 @@ struct Follow {
     sent: i64,
     first: Option<Arc<Shared>>,
     done: bool,
+    keep_alive: Interval,
 }
 
 impl Follow {
-    async fn next(&mut self) -> Option<SseEvent> {
+    async fn next(&mut self) -> Option<Bytes> {
         if let Some(first) = self.first.take() {
-            return Some(message(&first));
+            return Some(first.message.clone());
         }
         while !self.done {
             tokio::select! {
                 _ = self.closing.changed() => return None,
+                _ = self.keep_alive.tick() => return Some(Bytes::from_static(COMMENT)),
                 changed = self.snapshots.changed() => changed.ok()?,
             }
             let snapshot = self.snapshots.borrow_and_update().clone();
             match snapshot {
                 Snapshot::Deleted => {
                     self.done = true;
-                    let data = serde_json::json!({ "eventId": self.id }).to_string();
-                    return Some(SseEvent::default().event("deleted").data(data));
+                    let data = serde_json::json!({ "eventId": self.id });
+                    return Some(Bytes::from(format!("event: deleted\ndata: {data}\n\n")));
                 }
                 // It became a draft of someone else's: it no longer exists for this viewer.
                 Snapshot::Present(shared, organizer)
@@ -118,7 +143,7 @@ impl Follow {
                 }
                 Snapshot::Present(shared, _) if shared.state.version != self.sent => {
                     self.sent = shared.state.version;
-                    return Some(message(&shared));
+                    return Some(shared.message.clone());
                 }
                 Snapshot::Present(..) => {}
             }
@@ -138,37 +163,37 @@ impl Follow {
         (status = 503, description = "Too many open streams", body = ErrorBody),
     )
 )]
-pub async fn all_live(
-    State(state): State<AppState>,
-) -> Result<Sse<impl Stream<Item = std::result::Result<SseEvent, Infallible>>>> {
+pub async fn all_live(State(state): State<AppState>) -> Result<Response> {
     let slot = state.live.open_stream()?;
     let watch = WatchAll {
         published: state.live.published(),
         closing: state.live.closing(),
         _slot: slot,
+        keep_alive: keep_alive(),
     };
-    let stream = futures_util::stream::unfold(watch, |mut watch| async move {
-        let event = watch.next().await?;
-        Some((Ok(event), watch))
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+    Ok(event_stream(watch, |mut watch| async move {
+        let message = watch.next().await?;
+        Some((message, watch))
+    }))
 }
 
 struct WatchAll {
     published: broadcast::Receiver<Arc<Shared>>,
     closing: watch::Receiver<bool>,
     _slot: StreamSlot,
+    keep_alive: Interval,
 }
 
 impl WatchAll {
-    async fn next(&mut self) -> Option<SseEvent> {
+    async fn next(&mut self) -> Option<Bytes> {
         loop {
             let next = tokio::select! {
                 _ = self.closing.changed() => return None,
+                _ = self.keep_alive.tick() => return Some(Bytes::from_static(COMMENT)),
                 next = self.published.recv() => next,
             };
             match next {
-                Ok(state) => return Some(message(&state)),
+                Ok(shared) => return Some(shared.message.clone()),
                 // Too slow a client misses intermediate states; the next one is current.
                 Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Closed) => return None,
