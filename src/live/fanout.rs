@@ -62,13 +62,23 @@ impl EventFanout {
     }
 
     /// Every group gets `snapshot`, group 0 first; each group with streams is followed by a
-    /// yield.
+    /// yield. A group made meanwhile (from group 0's older value) gets it too: the loop ends
+    /// only when a last look finds no group it has not sent to, and any group made after that
+    /// starts from group 0's value, already this one.
     pub async fn send(&self, snapshot: Snapshot) {
-        for group in self.groups() {
-            group.send_replace(snapshot.clone());
-            if group.receiver_count() > 0 {
-                tokio::task::yield_now().await;
+        let mut sent = 0;
+        loop {
+            let groups = self.groups();
+            if sent >= groups.len() {
+                return;
             }
+            for group in &groups[sent..] {
+                group.send_replace(snapshot.clone());
+                if group.receiver_count() > 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            sent = groups.len();
         }
     }
 }

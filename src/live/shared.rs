@@ -71,9 +71,9 @@ pub enum Snapshot {
 /// A reader reads at most this often: changes in between arrive as one message with the
 /// latest state (API.md allows it, within a second of the commit), so a hot event's streams
 /// are not woken for every group of bookings. Each message costs every stream a socket write
-/// on both ends; the LIVE bench (5,000 streams on an event booked ~10,000 times a second) kept
-/// its bookings at 62–66 % of their rate without streams and the delay from a 201 to its
-/// message at p99 228–234 ms with 150 ms, against 46–47 % and 175–181 ms with 100 ms.
+/// on both ends: with 5,000 streams on an event booked ~10,000 times a second, 150 ms keeps
+/// about two thirds of the bookings' rate and the delay from a 201 to its message at p99
+/// ~220 ms; 100 ms cost about ten points of that rate for ~180 ms (README, LIVE).
 const READ_EVERY: Duration = Duration::from_millis(150);
 
 #[derive(sqlx::FromRow)]
