@@ -389,6 +389,28 @@ struct Stat {
 }
 
 impl Stat {
+    /// The table's line for this measurement.
+    fn line(
+        &self,
+        scenario: &'static str,
+        what: String,
+        connections: usize,
+        target: String,
+        met: Option<bool>,
+    ) -> Line {
+        Line {
+            scenario,
+            what,
+            connections: Some(connections),
+            count: self.count,
+            rate: Some(self.rate),
+            p50: self.p50,
+            p99: self.p99,
+            target,
+            met,
+        }
+    }
+
     fn json(&self) -> Value {
         json!({ "count": self.count, "perSec": self.rate, "p50Ms": self.p50, "p99Ms": self.p99 })
     }

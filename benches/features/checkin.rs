@@ -156,33 +156,20 @@ pub(super) async fn check_in(ctx: &Ctx, report: &mut Report) -> anyhow::Result<(
         )
     });
     let s = scans.stat(|_| true);
-    report.lines.push(Line {
-        scenario: "CHECK-IN",
-        what: format!(
-            "scan {CHECKIN_TICKETS} codes (all 200: {scanned_ok}; rows {rows_after_scan})"
-        ),
-        connections: Some(CONNECTIONS),
-        count: s.count,
-        rate: Some(s.rate),
-        p50: s.p50,
-        p99: s.p99,
-        target: format!("p99 ≤ {CHECKIN_P99_MS} ms"),
-        met: s.p99.map(|p| p <= CHECKIN_P99_MS),
-    });
+    report.lines.push(s.line(
+        "CHECK-IN",
+        format!("scan {CHECKIN_TICKETS} codes (all 200: {scanned_ok}; rows {rows_after_scan})"),
+        CONNECTIONS,
+        format!("p99 ≤ {CHECKIN_P99_MS} ms"),
+        s.p99.map(|p| p <= CHECKIN_P99_MS),
+    ));
     let r = replays.stat(|_| true);
-    report.lines.push(Line {
-        scenario: "CHECK-IN",
-        what: format!(
-            "rescan {CHECKIN_REPLAYS}, same nonces (200: {replayed_ok}; same answer: {same}; rows {rows_after_replay})"
-        ),
-        connections: Some(CONNECTIONS),
-        count: r.count,
-        rate: Some(r.rate),
-        p50: r.p50,
-        p99: r.p99,
-        target: String::new(),
-        met: None,
-    });
+    let what = format!(
+        "rescan {CHECKIN_REPLAYS}, same nonces (200: {replayed_ok}; same answer: {same}; rows {rows_after_replay})"
+    );
+    report
+        .lines
+        .push(r.line("CHECK-IN", what, CONNECTIONS, String::new(), None));
     report.notes.push(format!(
         "CHECK-IN: setup (1,000 bookings + 1,000 ticket fetches) {:.1}s + {:.1}s; load average {load_before:.2} → {load_after:.2} over the scans",
         booked.elapsed.as_secs_f64(),

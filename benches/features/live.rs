@@ -15,14 +15,7 @@ pub(super) async fn live(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         "LIVE: HOT without streams ({CONNECTIONS} connections, {}s)",
         HOT_FOR.as_secs()
     ));
-    let plain = load(
-        ctx.base(),
-        CONNECTIONS,
-        Stop::For(HOT_FOR),
-        hot(ctx.users.clone(), plain_event),
-        false,
-    )
-    .await;
+    let plain = hot_load(ctx.base(), ctx.users.clone(), plain_event, false).await;
 
     ctx.server.reset_peak_rss();
     let rss_before_kb = ctx.server.status_kb("VmRSS");
@@ -63,14 +56,7 @@ pub(super) async fn live(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         HOT_FOR.as_secs()
     ));
     let load_before = load_average();
-    let with = load(
-        ctx.base(),
-        CONNECTIONS,
-        Stop::For(HOT_FOR),
-        hot(ctx.users.clone(), live_event),
-        true,
-    )
-    .await;
+    let with = hot_load(ctx.base(), ctx.users.clone(), live_event, true).await;
     tokio::time::sleep(LIVE_GRACE).await;
     let load_after = load_average();
     let ended_early = streams.ended.load(Ordering::Relaxed);
@@ -84,14 +70,7 @@ pub(super) async fn live(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         "LIVE: HOT without streams again ({CONNECTIONS} connections, {}s)",
         HOT_FOR.as_secs()
     ));
-    let plain_after = load(
-        ctx.base(),
-        CONNECTIONS,
-        Stop::For(HOT_FOR),
-        hot(ctx.users.clone(), plain_event),
-        false,
-    )
-    .await;
+    let plain_after = hot_load(ctx.base(), ctx.users.clone(), plain_event, false).await;
 
     // Bookings of one event commit in the order of their ids (the INSERT comes after the
     // version-checked UPDATE, which holds the event's row lock until COMMIT), so the booking
@@ -160,32 +139,24 @@ pub(super) async fn live(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
         0.0
     };
     for (stat, when) in [(&p, "before"), (&a, "after")] {
-        report.lines.push(Line {
-            scenario: "LIVE",
-            what: format!("HOT bookings, no streams ({when} the run with streams)"),
-            connections: Some(CONNECTIONS),
-            count: stat.count,
-            rate: Some(stat.rate),
-            p50: stat.p50,
-            p99: stat.p99,
-            target: String::new(),
-            met: None,
-        });
+        report.lines.push(stat.line(
+            "LIVE",
+            format!("HOT bookings, no streams ({when} the run with streams)"),
+            CONNECTIONS,
+            String::new(),
+            None,
+        ));
     }
-    report.lines.push(Line {
-        scenario: "LIVE",
-        what: format!(
+    report.lines.push(w.line(
+        "LIVE",
+        format!(
             "HOT bookings, {opened} streams open ({:.0} % of the mean rate without)",
             ratio * 100.0
         ),
-        connections: Some(CONNECTIONS),
-        count: w.count,
-        rate: Some(w.rate),
-        p50: w.p50,
-        p99: w.p99,
-        target: "rate within 15 %".into(),
-        met: Some(ratio >= 0.85),
-    });
+        CONNECTIONS,
+        "rate within 15 %".into(),
+        Some(ratio >= 0.85),
+    ));
     report.lines.push(Line {
         scenario: "LIVE",
         what: format!(
@@ -229,6 +200,23 @@ pub(super) async fn live(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> {
                 "peakRssKb": peak_rss_kb }),
     );
     Ok(())
+}
+
+/// HOT bookings of `event` through `base`: `CONNECTIONS` connections for `HOT_FOR`.
+pub(super) async fn hot_load(
+    base: String,
+    users: Arc<Vec<User>>,
+    event: i32,
+    keep_body: bool,
+) -> Run {
+    load(
+        base,
+        CONNECTIONS,
+        Stop::For(HOT_FOR),
+        hot(users, event),
+        keep_body,
+    )
+    .await
 }
 
 pub(super) fn hot(users: Arc<Vec<User>>, event: i32) -> Make {

@@ -27,14 +27,7 @@ pub(super) async fn metrics_cost(ctx: &Ctx, report: &mut Report) -> anyhow::Resu
                 "METRICS: HOT with metrics {} (round {round})",
                 if metered { "on" } else { "off" }
             ));
-            let run = load(
-                base,
-                CONNECTIONS,
-                Stop::For(HOT_FOR),
-                live::hot(ctx.users.clone(), event),
-                false,
-            )
-            .await;
+            let run = live::hot_load(base, ctx.users.clone(), event, false).await;
             let bad = run.samples.iter().filter(|s| s.status != 201).count();
             report.check(bad == 0, || {
                 format!("METRICS: {bad} booking answer(s) not 201")
@@ -57,17 +50,13 @@ pub(super) async fn metrics_cost(ctx: &Ctx, report: &mut Report) -> anyhow::Resu
     for (what, runs) in [("metrics off", &off_runs), ("metrics on", &on_runs)] {
         for (round, run) in runs.iter().enumerate() {
             let stat = run.stat(|_| true);
-            report.lines.push(Line {
-                scenario: "METRICS",
-                what: format!("HOT, {what} (round {})", round + 1),
-                connections: Some(CONNECTIONS),
-                count: stat.count,
-                rate: Some(stat.rate),
-                p50: stat.p50,
-                p99: stat.p99,
-                target: String::new(),
-                met: None,
-            });
+            report.lines.push(stat.line(
+                "METRICS",
+                format!("HOT, {what} (round {})", round + 1),
+                CONNECTIONS,
+                String::new(),
+                None,
+            ));
         }
     }
     report.lines.push(Line {

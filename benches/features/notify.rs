@@ -73,15 +73,7 @@ pub(super) async fn notify(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()>
         .await?;
     anyhow::ensure!(created["id"].is_i64(), "registering the webhook: {created}");
 
-    let hot_run = |event| {
-        load(
-            ctx.base(),
-            CONNECTIONS,
-            Stop::For(HOT_FOR),
-            live::hot(ctx.users.clone(), event),
-            false,
-        )
-    };
+    let hot_run = |event| live::hot_load(ctx.base(), ctx.users.clone(), event, false);
     let booked = |run: &Run| run.samples.iter().filter(|s| s.status == 201).count();
     let pending = || async {
         // Waiting: notifications not yet delivered, and changes not yet expanded into them.
@@ -145,17 +137,9 @@ pub(super) async fn notify(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()>
     let base = (b.rate + a.rate) / 2.0;
     let ratio = |stat: &Stat| if base > 0.0 { stat.rate / base } else { 0.0 };
     let mut line = |what: String, stat: &Stat, target: String, met: Option<bool>| {
-        report.lines.push(Line {
-            scenario: "NOTIFY",
-            what,
-            connections: Some(CONNECTIONS),
-            count: stat.count,
-            rate: Some(stat.rate),
-            p50: stat.p50,
-            p99: stat.p99,
-            target,
-            met,
-        })
+        report
+            .lines
+            .push(stat.line("NOTIFY", what, CONNECTIONS, target, met))
     };
     line("HOT, no webhook (before)".into(), &b, String::new(), None);
     line(

@@ -87,17 +87,9 @@ pub(super) async fn reads(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()> 
             ),
         };
         json_runs.push(json!({ "what": what, "stat": st.json() }));
-        report.lines.push(Line {
-            scenario: "READS",
-            what: what.to_string(),
-            connections: Some(CONNECTIONS),
-            count: st.count,
-            rate: Some(st.rate),
-            p50: st.p50,
-            p99: st.p99,
-            target,
-            met,
-        });
+        report
+            .lines
+            .push(st.line("READS", what.to_string(), CONNECTIONS, target, met));
     }
     report.json.insert("reads".into(), json!(json_runs));
     Ok(())

@@ -166,48 +166,37 @@ pub(super) async fn search(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()>
             .iter()
             .filter(|s| s.kind == kind && s.total == Some(0))
             .count();
-        report.lines.push(Line {
-            scenario: "SEARCH",
-            what: format!("{name} (empty results: {empty})"),
-            connections: Some(CONNECTIONS),
-            count: st.count,
-            rate: Some(st.rate),
-            p50: st.p50,
-            p99: st.p99,
-            target: format!("p99 ≤ {SEARCH_P99_MS} ms"),
-            met: st.p99.map(|p| p <= SEARCH_P99_MS),
-        });
+        report.lines.push(st.line(
+            "SEARCH",
+            format!("{name} (empty results: {empty})"),
+            CONNECTIONS,
+            format!("p99 ≤ {SEARCH_P99_MS} ms"),
+            st.p99.map(|p| p <= SEARCH_P99_MS),
+        ));
         json_kinds.insert(
             name.to_string(),
             json!({ "stat": st.json(), "empty": empty }),
         );
     }
     let all = mix.stat(|_| true);
-    report.lines.push(Line {
-        scenario: "SEARCH",
-        what: "mix, all kinds".into(),
-        connections: Some(CONNECTIONS),
-        count: all.count,
-        rate: Some(all.rate),
-        p50: all.p50,
-        p99: all.p99,
-        target: format!("p99 ≤ {SEARCH_P99_MS} ms, ≥ {SEARCH_RATE} /s"),
-        met: all
-            .p99
-            .map(|p| p <= SEARCH_P99_MS && all.rate >= SEARCH_RATE),
-    });
+    report.lines.push(
+        all.line(
+            "SEARCH",
+            "mix, all kinds".into(),
+            CONNECTIONS,
+            format!("p99 ≤ {SEARCH_P99_MS} ms, ≥ {SEARCH_RATE} /s"),
+            all.p99
+                .map(|p| p <= SEARCH_P99_MS && all.rate >= SEARCH_RATE),
+        ),
+    );
     let pl = plain.stat(|_| true);
-    report.lines.push(Line {
-        scenario: "SEARCH",
-        what: "plain GET /events (no filters)".into(),
-        connections: Some(CONNECTIONS),
-        count: pl.count,
-        rate: Some(pl.rate),
-        p50: pl.p50,
-        p99: pl.p99,
-        target: String::new(),
-        met: None,
-    });
+    report.lines.push(pl.line(
+        "SEARCH",
+        "plain GET /events (no filters)".into(),
+        CONNECTIONS,
+        String::new(),
+        None,
+    ));
     for (run, name) in [(&mix, "mix"), (&plain, "plain")] {
         let bad = run.samples.iter().filter(|s| s.status != 200).count();
         report.check(bad == 0, || {
