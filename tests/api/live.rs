@@ -61,6 +61,36 @@ impl EventStream {
     }
 }
 
+/// Cancels `references` (the user's), removes the event's booking rows (an event that has
+/// bookings cannot be deleted) and deletes the event through the API.
+async fn delete_event_with_bookings(
+    app: &TestApp,
+    organizer: &str,
+    user: &str,
+    event_id: i64,
+    references: &[String],
+) {
+    for reference in references {
+        let (status, _) = parts(
+            app.delete(&format!("/bookings/{reference}"), Some(user))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    sqlx::query("DELETE FROM bookings WHERE event_id = $1")
+        .bind(event_id as i32)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let (status, _) = parts(
+        app.delete(&format!("/events/{event_id}"), Some(organizer))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_starts_at_once_and_hears_bookings_made_on_another_instance() {
     let app = TestApp::spawn().await;
@@ -118,25 +148,7 @@ async fn a_burst_of_changes_ends_on_the_latest_state_and_a_deletion_ends_the_str
         "the final state arrives"
     );
 
-    for reference in &references {
-        let (status, _) = parts(
-            app.delete(&format!("/bookings/{reference}"), Some(&user))
-                .await,
-        )
-        .await;
-        assert_eq!(status, 200);
-    }
-    sqlx::query("DELETE FROM bookings WHERE event_id = $1")
-        .bind(event_id as i32)
-        .execute(&app.db)
-        .await
-        .unwrap();
-    let (status, _) = parts(
-        app.delete(&format!("/events/{event_id}"), Some(&organizer))
-            .await,
-    )
-    .await;
-    assert_eq!(status, 200);
+    delete_event_with_bookings(&app, &organizer, &user, event_id, &references).await;
     let mut ended = false;
     while let Some((event, _, data)) = stream.next(Duration::from_secs(2)).await {
         if event == "deleted" {
@@ -187,23 +199,7 @@ async fn every_stream_of_a_crowded_event_hears_the_last_change_and_the_deletion(
         .collect();
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
-    let (status, _) = parts(
-        app.delete(&format!("/bookings/{reference}"), Some(&user))
-            .await,
-    )
-    .await;
-    assert_eq!(status, 200);
-    sqlx::query("DELETE FROM bookings WHERE event_id = $1")
-        .bind(event_id as i32)
-        .execute(&app.db)
-        .await
-        .unwrap();
-    let (status, _) = parts(
-        app.delete(&format!("/events/{event_id}"), Some(&organizer))
-            .await,
-    )
-    .await;
-    assert_eq!(status, 200);
+    delete_event_with_bookings(&app, &organizer, &user, event_id, &[reference]).await;
     let mut failures = Vec::new();
     for (n, follower) in followers.into_iter().enumerate() {
         if let Err(failure) = follower.await.unwrap() {
