@@ -23,9 +23,10 @@ use serde_json::value::RawValue;
 
 use crate::http::PageMeta;
 
-/// Views and listings kept; past it, the cache starts over (a fill costs one read). A view is
-/// about a kilobyte of JSON, a listing a few hundred bytes: some 12 MB at most.
-const CAPACITY: usize = 10_000;
+/// The JSON of the views kept, in bytes (a view is about 600 bytes: some 50,000 views), and
+/// the listings kept (a few hundred bytes each). Past either, one entry goes for each new one:
+/// starting over instead made every cached listing of a large catalogue read its views again.
+const VIEW_BYTES: usize = 32 << 20;
 const LIST_CAPACITY: usize = 10_000;
 /// Change records kept; past it, fills that started before are refused (see `State::floor`).
 const CHANGES_KEPT: usize = 50_000;
@@ -52,6 +53,8 @@ pub struct EventCache {
 #[derive(Default)]
 struct State {
     views: HashMap<i32, Arc<RawValue>>,
+    /// The JSON bytes in `views`.
+    view_bytes: usize,
     lists: HashMap<String, Arc<Listing>>,
     /// Counts changes; a ticket is its value when the read began.
     clock: u64,
@@ -72,6 +75,7 @@ impl State {
     fn forget_all(&mut self) {
         let now = self.tick();
         self.views.clear();
+        self.view_bytes = 0;
         self.lists.clear();
         self.changed.clear();
         self.floor = now;
@@ -79,12 +83,31 @@ impl State {
     }
 
     fn drop_view(&mut self, id: i32, now: u64) {
-        self.views.remove(&id);
+        if let Some(view) = self.views.remove(&id) {
+            self.view_bytes -= view.get().len();
+        }
         if self.changed.len() >= CHANGES_KEPT {
             self.changed.clear();
             self.floor = now;
         }
         self.changed.insert(id, now);
+    }
+
+    /// Keeps a view; past the budget, others go (whichever the map lists first: a hash order,
+    /// unrelated to how often each is read).
+    fn keep_view(&mut self, id: i32, view: Arc<RawValue>) {
+        self.view_bytes += view.get().len();
+        if let Some(old) = self.views.insert(id, view) {
+            self.view_bytes -= old.get().len();
+        }
+        while self.view_bytes > VIEW_BYTES {
+            let Some(other) = self.views.keys().copied().find(|other| *other != id) else {
+                break;
+            };
+            if let Some(gone) = self.views.remove(&other) {
+                self.view_bytes -= gone.get().len();
+            }
+        }
     }
 
     fn fresh(&self, ticket: Ticket, id: i32) -> bool {
@@ -125,10 +148,7 @@ impl EventCache {
         if !state.fresh(ticket, id) {
             return;
         }
-        if state.views.len() >= CAPACITY {
-            state.views.clear();
-        }
-        state.views.insert(id, view);
+        state.keep_view(id, view);
     }
 
     pub fn listing(&self, key: &str) -> Option<Arc<Listing>> {
@@ -144,8 +164,10 @@ impl EventCache {
         if ticket.0 < state.floor || state.lists_changed > ticket.0 {
             return;
         }
-        if state.lists.len() >= LIST_CAPACITY {
-            state.lists.clear();
+        if state.lists.len() >= LIST_CAPACITY && !state.lists.contains_key(&key) {
+            if let Some(other) = state.lists.keys().next().cloned() {
+                state.lists.remove(&other);
+            }
         }
         state.lists.insert(key, listing);
     }
@@ -209,6 +231,22 @@ mod tests {
         assert!(cache.view(7).is_some());
         cache.seats_changed([7]);
         assert!(cache.view(7).is_none());
+    }
+
+    #[test]
+    fn past_the_budget_one_view_goes_for_each_new_one() {
+        let cache = EventCache::new(true);
+        cache.set_live(true);
+        let big = json(&format!("\"{}\"", "x".repeat(VIEW_BYTES / 8)));
+        let ticket = cache.ticket().unwrap();
+        for id in 0..20 {
+            cache.keep_view(ticket, id, big.clone());
+        }
+        let kept = (0..20).filter(|id| cache.view(*id).is_some()).count();
+        assert_eq!(kept, 7, "the budget holds seven of these, not fewer");
+        assert!(cache.view(19).is_some(), "the newest is kept");
+        let state = cache.state();
+        assert_eq!(state.view_bytes, 7 * big.get().len());
     }
 
     #[test]

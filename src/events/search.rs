@@ -6,7 +6,7 @@
 //! (trigrams, `<%`) are returned instead, under the same filters. Counting stops at 10,000.
 
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
 use super::model::{EventListParams, EventStatus, EventView, EventViewRow, MAX_SEATS};
 use super::service::{view_select, view_select_with};
@@ -305,23 +305,36 @@ struct CountedRow {
     matches: i64,
 }
 
-/// The page and the capped count, in one transaction (the typo fallback lowers pg_trgm's
-/// threshold for it alone). Sorted by relevance, the page ranks every match anyway, so it
-/// counts them on the way (a window count) and the count query is only needed for a page
-/// past the last match.
+/// The page and its capped count. Sorted by relevance, the page ranks every match anyway, so
+/// it counts them on the way (a window count) and the count query is only needed for a page
+/// past the last match. Only the typo fallback needs a transaction: it lowers pg_trgm's
+/// threshold for itself alone (the two statements share no snapshot either way).
 async fn run(
     db: &PgPool,
     query: &EventQuery,
     page: Page,
     matching: Match,
 ) -> Result<(Vec<EventViewRow>, i64)> {
-    let mut tx = db.begin().await?;
-    if matching == Match::Similar {
-        sqlx::query("SELECT set_config('pg_trgm.word_similarity_threshold', $1, true)")
-            .bind(TYPO_SIMILARITY.to_string())
-            .execute(&mut *tx)
-            .await?;
+    if matching == Match::FullText {
+        let mut conn = db.acquire().await?;
+        return read(&mut conn, query, page, matching).await;
     }
+    let mut tx = db.begin().await?;
+    sqlx::query("SELECT set_config('pg_trgm.word_similarity_threshold', $1, true)")
+        .bind(TYPO_SIMILARITY.to_string())
+        .execute(&mut *tx)
+        .await?;
+    let found = read(&mut tx, query, page, matching).await?;
+    tx.commit().await?;
+    Ok(found)
+}
+
+async fn read(
+    conn: &mut PgConnection,
+    query: &EventQuery,
+    page: Page,
+    matching: Match,
+) -> Result<(Vec<EventViewRow>, i64)> {
     let counted = query.effective_sort() == Sort::Relevance;
     let mut rows_sql = QueryBuilder::new(if counted {
         view_select_with(", count(*) OVER () AS matches")
@@ -338,14 +351,14 @@ async fn run(
     let (rows, matches) = if counted {
         let rows = rows_sql
             .build_query_as::<CountedRow>()
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut *conn)
             .await?;
         let matches = rows.first().map(|r| r.matches);
         (rows.into_iter().map(|r| r.row).collect(), matches)
     } else {
         let rows = rows_sql
             .build_query_as::<EventViewRow>()
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut *conn)
             .await?;
         (rows, None)
     };
@@ -358,9 +371,8 @@ async fn run(
                 .push(" LIMIT ")
                 .push_bind(COUNT_CAP + 1)
                 .push(") matches");
-            count_sql.build_query_scalar().fetch_one(&mut *tx).await?
+            count_sql.build_query_scalar().fetch_one(&mut *conn).await?
         }
     };
-    tx.commit().await?;
     Ok((rows, total))
 }
