@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::value::RawValue;
 use sqlx::PgPool;
 
-use super::cache::{Listing, Ticket};
+use super::cache::{Listing, Matches, Ticket};
 use super::model::{EventStatus, EventView, EventViewRow};
 use super::search::{self, EventQuery};
 use super::service::{self, view_select};
@@ -34,6 +34,9 @@ pub async fn view(state: &AppState, id: i32, viewer: Option<i32>) -> Result<Resp
 
 /// GET /events for anyone but an organizer.
 pub async fn listing(state: &AppState, query: &EventQuery, page: Page) -> Result<Response> {
+    if let Some(response) = seat_filtered(state, query, page).await? {
+        return Ok(response);
+    }
     let cache = &state.event_cache;
     let key = query.cache_key(page);
     if let Some(listing) = key.as_deref().and_then(|key| cache.listing(key)) {
@@ -56,6 +59,50 @@ pub async fn listing(state: &AppState, query: &EventQuery, page: Page) -> Result
         cache.keep_listing(ticket, key, Arc::new(Listing { ids, meta }));
     }
     response
+}
+
+/// A listing filtered by seats (`minSeats`), from its kept matches: only the matching by
+/// words, dates and city is kept; which matches have the seats is read at every request, from
+/// the same `available_seats` the bookings enforce. `None` when it cannot be answered so (the
+/// cache is off, too many match, none has the seats: the typo fallback may apply, or an event
+/// is no longer public): the listing is then read in full.
+async fn seat_filtered(
+    state: &AppState,
+    query: &EventQuery,
+    page: Page,
+) -> Result<Option<Response>> {
+    let (Some(min), Some(key)) = (query.min_seats, query.matches_key()) else {
+        return Ok(None);
+    };
+    let cache = &state.event_cache;
+    let matches = match cache.matches(&key) {
+        Some(matches) => matches,
+        None => {
+            let Some(ticket) = cache.ticket() else {
+                return Ok(None);
+            };
+            let ids = search::matching_ids(&state.db, query).await?;
+            let matches = Arc::new(Matches { ids });
+            cache.keep_matches(ticket, key, matches.clone());
+            matches
+        }
+    };
+    let Some(ids) = &matches.ids else {
+        return Ok(None);
+    };
+    let seated = search::with_seats(&state.db, ids, min).await?;
+    if seated.is_empty() && query.q.is_some() {
+        return Ok(None);
+    }
+    let offset = usize::try_from(page.offset()).unwrap_or(usize::MAX);
+    let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
+    let shown: Vec<i32> = seated.iter().skip(offset).take(limit).copied().collect();
+    let Some(views) = views_of(state, &shown).await? else {
+        return Ok(None);
+    };
+    let mut meta = page.meta(seated.len() as i64);
+    meta.total_exact = Some(true);
+    page_response(&views, &meta).map(Some)
 }
 
 /// The views of `ids` in order, from the cache or else in one read; `None` when one of them

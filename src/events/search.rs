@@ -5,6 +5,8 @@
 //! `english_unaccent` configuration; when it finds nothing, titles similar to the query
 //! (trigrams, `<%`) are returned instead, under the same filters. Counting stops at 10,000.
 
+use std::collections::HashSet;
+
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
@@ -18,6 +20,8 @@ use crate::time::{self, Timestamp};
 /// `meta.total` counts exactly up to here.
 const COUNT_CAP: i64 = 10_000;
 const MAX_QUERY: usize = 200;
+/// Most matches a seat-filtered listing keeps (see `matching_ids`): 20 KB of ids.
+pub const MAX_MATCHES: usize = 5_000;
 /// How alike a title's words must be to the query in the typo fallback (pg_trgm's word
 /// similarity, 0 to 1).
 const TYPO_SIMILARITY: f32 = 0.3;
@@ -162,7 +166,26 @@ impl EventQuery {
             return None;
         }
         Some(format!(
-            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{}",
+            "{}|{}|{}",
+            self.filters_key(),
+            page.page,
+            page.limit
+        ))
+    }
+
+    /// The key of a listing filtered by `minSeats` in the cache's matches (see `matching_ids`):
+    /// as `cache_key`, without the seats and the page.
+    pub fn matches_key(&self) -> Option<String> {
+        if self.min_seats.is_none() || self.sort == Some(Sort::AvailableDesc) || self.upcoming {
+            return None;
+        }
+        Some(self.filters_key())
+    }
+
+    /// Every filter and the sort but the seats, the clock and the viewer.
+    fn filters_key(&self) -> String {
+        format!(
+            "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
             self.status.map(EventStatus::as_str),
             self.organizer_id,
             self.q,
@@ -170,9 +193,7 @@ impl EventQuery {
             self.to,
             self.city,
             self.sort,
-            page.page,
-            page.limit
-        ))
+        )
     }
 
     fn effective_sort(&self) -> Sort {
@@ -295,6 +316,41 @@ pub async fn list(
     let mut meta = page.meta(total.min(COUNT_CAP));
     meta.total_exact = Some(exact);
     Ok((rows.into_iter().map(EventView::from).collect(), meta))
+}
+
+/// Every event matching `query` but its seat filter (`minSeats`), by full text, in the
+/// listing's order: what a seat-filtered listing keeps, to read only the seats at each request
+/// (`with_seats`). `None` when more than `MAX_MATCHES` match. The typo fallback is left to
+/// `list`.
+pub async fn matching_ids(db: &PgPool, query: &EventQuery) -> Result<Option<Vec<i32>>> {
+    let unseated = EventQuery {
+        min_seats: None,
+        ..query.clone()
+    };
+    let mut sql = QueryBuilder::new("SELECT e.id FROM events e");
+    push_filters(&mut sql, &unseated, Match::FullText);
+    push_order(&mut sql, &unseated, Match::FullText);
+    sql.push(" LIMIT ").push_bind(MAX_MATCHES as i64 + 1);
+    let ids: Vec<i32> = sql.build_query_scalar().fetch_all(db).await?;
+    Ok((ids.len() <= MAX_MATCHES).then_some(ids))
+}
+
+/// Of `ids`, those with at least `min` seats available now (the same `available_seats` the
+/// bookings enforce, read from the database), in the same order.
+pub async fn with_seats(db: &PgPool, ids: &[i32], min: i32) -> Result<Vec<i32>> {
+    let seated: HashSet<i32> =
+        sqlx::query_scalar("SELECT id FROM events WHERE id = ANY($1) AND available_seats >= $2")
+            .bind(ids)
+            .bind(min)
+            .fetch_all(db)
+            .await?
+            .into_iter()
+            .collect();
+    Ok(ids
+        .iter()
+        .copied()
+        .filter(|id| seated.contains(id))
+        .collect())
 }
 
 /// A page's row with how many rows matched in all (`count(*) OVER ()`).

@@ -169,6 +169,46 @@ async fn every_booking_is_seen_at_once_by_the_instance_that_made_it() {
     .await;
 }
 
+/// A seat filter (`minSeats`) answers from the matches it kept but reads the seats at each
+/// request: a booking and a cancel through another instance move its answer at once, although
+/// this instance's feed is late and its view of the event is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_filter_counts_another_instances_booking_at_once() {
+    let (app, other) = late_feed_instance().await;
+    let (organizer, _) = app.organizer("organizer@example.com").await;
+    let (user, _) = app.user("user@example.com").await;
+    let event = create_event(
+        &app,
+        &organizer,
+        &event_body("Harbour Gig", 20, "PUBLISHED"),
+    )
+    .await;
+    let id = event["id"].as_i64().unwrap();
+    kept_back(&app, &other, id, &user).await;
+    let path = format!("/events?q=harbour&minSeats={}", available(&app, id).await);
+    let found = || async {
+        let (status, body) = parts(app.get(&path, None).await).await;
+        assert_eq!(status, 200, "{body}");
+        (
+            body["data"].as_array().unwrap().len(),
+            body["meta"]["total"].clone(),
+        )
+    };
+    for _ in 0..2 {
+        assert_eq!(found().await, (1, json!(1)));
+    }
+    let reference = book(&other, &user, id, 1).await;
+    assert_eq!(found().await, (0, json!(0)), "the other instance's booking");
+    let (status, _) = parts(
+        other
+            .delete(&format!("/bookings/{reference}"), Some(&user))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(found().await, (1, json!(1)), "and its cancel");
+}
+
 /// Lets the late notices of earlier changes land, then reads the listing and these views
 /// twice, so that they are kept when the next change comes.
 async fn kept(app: &TestApp, ids: &[i64]) {

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use crate::bookings::book;
 use crate::events::create_event;
 use crate::helpers::{assert_validation, parts, TestApp};
 
@@ -261,4 +262,60 @@ async fn the_count_is_exact_up_to_ten_thousand() {
     let (_, body) = parts(app.get("/events?q=needle", None).await).await;
     assert_eq!(body["meta"]["total"], 1);
     assert_eq!(body["meta"]["totalExact"], true);
+}
+
+/// A seat filter keeps only the matching by words (its second read answers from what the
+/// first kept) and reads the seats at each request: it pages and counts like any listing, and
+/// a booking moves it at once.
+#[tokio::test]
+async fn a_seat_filter_pages_counts_and_follows_bookings() {
+    let app = TestApp::spawn().await;
+    let (organizer, _) = app.organizer("org@example.com").await;
+    let (user, _) = app.user("user@example.com").await;
+    let mut ids = Vec::new();
+    for (title, seats) in [("A", 50), ("B", 40), ("C", 30), ("D", 5)] {
+        let body = event(&format!("Harbour {title}"), "x", None, None, seats);
+        ids.push(create_event(&app, &organizer, &body).await["id"].clone());
+    }
+    let [a, b, c, _] = [&ids[0], &ids[1], &ids[2], &ids[3]];
+    let page = |query: &'static str| {
+        let app = &app;
+        async move {
+            let (status, body) = parts(app.get(&format!("/events?{query}"), None).await).await;
+            assert_eq!(status, 200, "{query}: {body}");
+            let ids: Vec<Value> = body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].clone())
+                .collect();
+            (ids, body["meta"].clone())
+        }
+    };
+    let meta = |total: i64, page: i64, pages: i64| json!({ "total": total, "page": page, "limit": 2, "totalPages": pages, "totalExact": true });
+    for _ in 0..2 {
+        // Equal relevance: the newest first.
+        assert_eq!(
+            page("q=harbour&minSeats=20&limit=2").await,
+            (vec![c.clone(), b.clone()], meta(3, 1, 2))
+        );
+        assert_eq!(
+            page("q=harbour&minSeats=20&limit=2&page=2").await,
+            (vec![a.clone()], meta(3, 2, 2))
+        );
+        assert_eq!(
+            page("q=harbour&minSeats=20&limit=2&page=3").await,
+            (vec![], meta(3, 3, 2))
+        );
+    }
+    book(&app, &user, a.as_i64().unwrap(), 10).await;
+    assert_eq!(
+        page("q=harbour&minSeats=41&limit=2").await,
+        (vec![], meta(0, 1, 0)),
+        "A has 40 seats left"
+    );
+    assert_eq!(
+        page("q=harbour&minSeats=40&limit=2").await,
+        (vec![b.clone(), a.clone()], meta(2, 1, 1))
+    );
 }

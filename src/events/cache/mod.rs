@@ -13,7 +13,11 @@
 //! A listing keeps only event ids, never seat counts: its views come from the view entries.
 //! So a booking drops one view and no listing; only changes of what a listing filters or
 //! sorts by (an event's creation, deletion, title, dates, status, ...) drop the listings.
-//! Listings that depend on seats or on the clock are not cached (see `search`).
+//! Listings that depend on the clock are not cached (see `search`); of those filtered by seats
+//! (`minSeats`) only their matches before that filter are (`Matches`): which of them have the
+//! seats is read at every request.
+
+mod bounded;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,13 +25,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::value::RawValue;
 
+use bounded::Bounded;
+
 use crate::http::PageMeta;
 
-/// The JSON of the views kept, in bytes (a view is about 600 bytes: some 50,000 views), and
-/// the listings kept (a few hundred bytes each). Past either, one entry goes for each new one:
-/// starting over instead made every cached listing of a large catalogue read its views again.
+/// What the cache holds at most (see `Bounded`): the JSON of the views, in bytes (a view is
+/// about 600 bytes: some 50,000 views); the listings (a few hundred bytes each); the ids of
+/// the matches of seat-filtered listings (`search::MAX_MATCHES` at most each).
 const VIEW_BYTES: usize = 32 << 20;
-const LIST_CAPACITY: usize = 10_000;
+const LISTINGS: usize = 10_000;
+const MATCH_IDS: usize = 2_000_000;
 /// Change records kept; past it, fills that started before are refused (see `State::floor`).
 const CHANGES_KEPT: usize = 50_000;
 
@@ -35,6 +42,12 @@ const CHANGES_KEPT: usize = 50_000;
 pub struct Listing {
     pub ids: Vec<i32>,
     pub meta: PageMeta,
+}
+
+/// Every event a listing filtered by seats may show, in its order, before the seat filter;
+/// `None` when too many match to keep them.
+pub struct Matches {
+    pub ids: Option<Vec<i32>>,
 }
 
 /// Taken before a read, so that the read is kept only if nothing changed meanwhile.
@@ -50,12 +63,10 @@ pub struct EventCache {
     state: Mutex<State>,
 }
 
-#[derive(Default)]
 struct State {
-    views: HashMap<i32, Arc<RawValue>>,
-    /// The JSON bytes in `views`.
-    view_bytes: usize,
-    lists: HashMap<String, Arc<Listing>>,
+    views: Bounded<i32, Arc<RawValue>>,
+    lists: Bounded<String, Arc<Listing>>,
+    matches: Bounded<String, Arc<Matches>>,
     /// Counts changes; a ticket is its value when the read began.
     clock: u64,
     /// The clock of each event's last change.
@@ -64,6 +75,22 @@ struct State {
     lists_changed: u64,
     /// Fills with a ticket before this are refused (change records were forgotten then).
     floor: u64,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            views: Bounded::new(VIEW_BYTES, |view| view.get().len()),
+            lists: Bounded::new(LISTINGS, |_| 1),
+            matches: Bounded::new(MATCH_IDS, |matches| {
+                matches.ids.as_ref().map_or(1, Vec::len)
+            }),
+            clock: 0,
+            changed: HashMap::new(),
+            lists_changed: 0,
+            floor: 0,
+        }
+    }
 }
 
 impl State {
@@ -75,17 +102,15 @@ impl State {
     fn forget_all(&mut self) {
         let now = self.tick();
         self.views.clear();
-        self.view_bytes = 0;
         self.lists.clear();
+        self.matches.clear();
         self.changed.clear();
         self.floor = now;
         self.lists_changed = now;
     }
 
     fn drop_view(&mut self, id: i32, now: u64) {
-        if let Some(view) = self.views.remove(&id) {
-            self.view_bytes -= view.get().len();
-        }
+        self.views.remove(&id);
         if self.changed.len() >= CHANGES_KEPT {
             self.changed.clear();
             self.floor = now;
@@ -93,21 +118,9 @@ impl State {
         self.changed.insert(id, now);
     }
 
-    /// Keeps a view; past the budget, others go (whichever the map lists first: a hash order,
-    /// unrelated to how often each is read).
-    fn keep_view(&mut self, id: i32, view: Arc<RawValue>) {
-        self.view_bytes += view.get().len();
-        if let Some(old) = self.views.insert(id, view) {
-            self.view_bytes -= old.get().len();
-        }
-        while self.view_bytes > VIEW_BYTES {
-            let Some(other) = self.views.keys().copied().find(|other| *other != id) else {
-                break;
-            };
-            if let Some(gone) = self.views.remove(&other) {
-                self.view_bytes -= gone.get().len();
-            }
-        }
+    /// Nothing that may move listings changed since `ticket`.
+    fn lists_fresh(&self, ticket: Ticket) -> bool {
+        ticket.0 >= self.floor && self.lists_changed <= ticket.0
     }
 
     fn fresh(&self, ticket: Ticket, id: i32) -> bool {
@@ -148,7 +161,7 @@ impl EventCache {
         if !state.fresh(ticket, id) {
             return;
         }
-        state.keep_view(id, view);
+        state.views.insert(id, view);
     }
 
     pub fn listing(&self, key: &str) -> Option<Arc<Listing>> {
@@ -161,15 +174,24 @@ impl EventCache {
     /// Keeps a listing read under `ticket`, unless a change that may move listings came since.
     pub fn keep_listing(&self, ticket: Ticket, key: String, listing: Arc<Listing>) {
         let mut state = self.state();
-        if ticket.0 < state.floor || state.lists_changed > ticket.0 {
-            return;
+        if state.lists_fresh(ticket) {
+            state.lists.insert(key, listing);
         }
-        if state.lists.len() >= LIST_CAPACITY && !state.lists.contains_key(&key) {
-            if let Some(other) = state.lists.keys().next().cloned() {
-                state.lists.remove(&other);
-            }
+    }
+
+    pub fn matches(&self, key: &str) -> Option<Arc<Matches>> {
+        if !self.live.load(Ordering::Acquire) {
+            return None;
         }
-        state.lists.insert(key, listing);
+        self.state().matches.get(key).cloned()
+    }
+
+    /// Keeps matches read under `ticket`, unless a change that may move listings came since.
+    pub fn keep_matches(&self, ticket: Ticket, key: String, matches: Arc<Matches>) {
+        let mut state = self.state();
+        if state.lists_fresh(ticket) {
+            state.matches.insert(key, matches);
+        }
     }
 
     /// The seats, types or bookings of these events changed (a booking, a ticket type): their
@@ -189,6 +211,7 @@ impl EventCache {
         let now = state.tick();
         state.drop_view(id, now);
         state.lists.clear();
+        state.matches.clear();
         state.lists_changed = now;
     }
 
@@ -231,22 +254,6 @@ mod tests {
         assert!(cache.view(7).is_some());
         cache.seats_changed([7]);
         assert!(cache.view(7).is_none());
-    }
-
-    #[test]
-    fn past_the_budget_one_view_goes_for_each_new_one() {
-        let cache = EventCache::new(true);
-        cache.set_live(true);
-        let big = json(&format!("\"{}\"", "x".repeat(VIEW_BYTES / 8)));
-        let ticket = cache.ticket().unwrap();
-        for id in 0..20 {
-            cache.keep_view(ticket, id, big.clone());
-        }
-        let kept = (0..20).filter(|id| cache.view(*id).is_some()).count();
-        assert_eq!(kept, 7, "the budget holds seven of these, not fewer");
-        assert!(cache.view(19).is_some(), "the newest is kept");
-        let state = cache.state();
-        assert_eq!(state.view_bytes, 7 * big.get().len());
     }
 
     #[test]
