@@ -131,11 +131,24 @@ pub(super) async fn search(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()>
     step(&format!("SEARCH: inserted and analyzed in {insert_s:.1}s"));
 
     let make: Make = Arc::new(|_| search_request(rand::thread_rng().gen_range(0..4)));
+    let load_before = load_average();
+    // A server that has just started (or whose listings a change of an event has just
+    // dropped) fills its cache of public reads first: 2,800 distinct searches of this mix,
+    // each read once from the database. That first run is reported on its own line; the
+    // target is judged on the run after it, each `minSeats` search still reading seats.
     step(&format!(
-        "SEARCH: the mix at {CONNECTIONS} connections for {}s",
+        "SEARCH: the mix from an empty cache for {}s, then for {}s",
+        SEARCH_COLD_FOR.as_secs(),
         SEARCH_FOR.as_secs()
     ));
-    let load_before = load_average();
+    let cold = load(
+        ctx.base(),
+        CONNECTIONS,
+        Stop::For(SEARCH_COLD_FOR),
+        make.clone(),
+        false,
+    )
+    .await;
     let mix = load(ctx.base(), CONNECTIONS, Stop::For(SEARCH_FOR), make, false).await;
     step(&format!(
         "SEARCH: plain GET /events at {CONNECTIONS} connections for {}s",
@@ -178,6 +191,17 @@ pub(super) async fn search(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()>
             json!({ "stat": st.json(), "empty": empty }),
         );
     }
+    let first = cold.stat(|_| true);
+    report.lines.push(first.line(
+        "SEARCH",
+        format!(
+            "mix, all kinds: its first {}s, from an empty cache",
+            SEARCH_COLD_FOR.as_secs()
+        ),
+        CONNECTIONS,
+        String::new(),
+        None,
+    ));
     let all = mix.stat(|_| true);
     report.lines.push(
         all.line(
@@ -197,7 +221,7 @@ pub(super) async fn search(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()>
         String::new(),
         None,
     ));
-    for (run, name) in [(&mix, "mix"), (&plain, "plain")] {
+    for (run, name) in [(&cold, "cold mix"), (&mix, "mix"), (&plain, "plain")] {
         let bad = run.samples.iter().filter(|s| s.status != 200).count();
         report.check(bad == 0, || {
             format!(
@@ -219,7 +243,7 @@ pub(super) async fn search(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()>
     ));
     report.json.insert(
         "search".into(),
-        json!({ "kinds": json_kinds, "mix": all.json(), "plain": pl.json(),
+        json!({ "kinds": json_kinds, "mix": all.json(), "cold": first.json(), "plain": pl.json(),
                 "insertSeconds": insert_s,
                 "planIndexes": plans.summary.iter().map(|(k, v)| json!({ "query": k, "uses": v })).collect::<Vec<_>>() }),
     );
