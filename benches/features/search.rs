@@ -360,7 +360,7 @@ struct Plans {
     summary: Vec<(String, String)>,
 }
 
-/// The SQL `src/events/search.rs` runs for each kind (FullText matching, anonymous viewer):
+/// The SQL `src/events/search/` runs for each kind (FullText matching, anonymous viewer):
 /// the page and its capped count, each under `EXPLAIN (ANALYZE, BUFFERS)`.
 async fn explain_all(db: &PgPool) -> anyhow::Result<Plans> {
     let from = chrono::Utc::now() + chrono::Duration::days(60);
