@@ -289,8 +289,9 @@ pub async fn delete(db: &PgPool, id: i32, caller: i32) -> Result<()> {
             "Cannot delete event with existing bookings. Cancel all bookings first or mark event as cancelled.",
         )
     };
-    // The NOT EXISTS guard answers the common case; the foreign key (ON DELETE RESTRICT) closes
-    // the race with a booking inserted concurrently.
+    // The NOT EXISTS guard answers the common case; the foreign key closes the race with a
+    // booking inserted concurrently: the event's types go with it (ON DELETE CASCADE), and a
+    // booking's type may not (bookings_ticket_type_fkey, ON DELETE RESTRICT).
     let deleted = sqlx::query(
         "DELETE FROM events WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM bookings WHERE event_id = $1)",
     )
@@ -298,7 +299,7 @@ pub async fn delete(db: &PgPool, id: i32, caller: i32) -> Result<()> {
     .execute(db)
     .await
     .map_err(|e| match AppError::from(e) {
-        e if e.constraint() == Some("bookings_event_id_fkey") => refused(),
+        e if e.constraint() == Some("bookings_ticket_type_fkey") => refused(),
         e => e,
     })?
     .rows_affected();

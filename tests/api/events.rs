@@ -16,6 +16,45 @@ pub async fn create_event(app: &TestApp, token: &str, body: &Value) -> Value {
     event
 }
 
+/// The NOT EXISTS guard does not see a booking that is not committed yet; the foreign key
+/// does: the delete waits for the booking's transaction, then is refused, and the event stays.
+#[tokio::test]
+async fn a_booking_committed_while_the_delete_waits_still_refuses_it() {
+    let app = TestApp::spawn().await;
+    let (token, _) = app.organizer("org@example.com").await;
+    let (_, user_id) = app.user("user@example.com").await;
+    let event = create_event(&app, &token, &event_body("Racing", 10, "PUBLISHED")).await;
+    let mut booking = app.db.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO bookings (user_id, event_id, ticket_type_id, seat_count, booking_reference) \
+         SELECT $1, $2, t.id, 1, gen_random_uuid() FROM ticket_types t WHERE t.event_id = $2",
+    )
+    .bind(user_id)
+    .bind(id_of(&event) as i32)
+    .execute(&mut *booking)
+    .await
+    .unwrap();
+    let path = format!("/events/{}", id_of(&event));
+    let deleting = async { parts(app.delete(&path, Some(&token)).await).await };
+    let committing = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        booking.commit().await.unwrap();
+    };
+    let ((status, body), ()) = tokio::join!(deleting, committing);
+    assert_error(
+        status,
+        &body,
+        400,
+        "Cannot delete event with existing bookings. Cancel all bookings first or mark event as cancelled.",
+    );
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE id = $1")
+        .bind(id_of(&event) as i32)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(left, 1);
+}
+
 fn id_of(value: &Value) -> i64 {
     value["id"].as_i64().expect("id")
 }
