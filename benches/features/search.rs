@@ -434,36 +434,95 @@ async fn explain_all(db: &PgPool) -> anyhow::Result<Plans> {
                     .push_bind(filters.offset);
             }
             let rows = sql.build().fetch_all(db).await?;
-            text.push_str(&format!("=== {name}: {part}\n"));
-            for row in rows {
-                let line: String = row.try_get(0)?;
-                for (marker, kind) in [(" using ", "index"), (" on ", "scan")] {
-                    if let Some(at) = line.find(marker) {
-                        let node = line[..at].trim().trim_start_matches("->").trim();
-                        let target = line[at + marker.len()..]
-                            .split_whitespace()
-                            .next()
-                            .unwrap_or("");
-                        if kind == "index"
-                            || node.contains("Seq Scan")
-                            || node.contains("Bitmap Index")
-                        {
-                            let entry = format!("{part}: {node} {target}");
-                            if !used.contains(&entry) {
-                                used.push(entry);
-                            }
-                        }
-                        break;
-                    }
-                }
-                text.push_str(&line);
-                text.push('\n');
-            }
-            text.push('\n');
+            record(
+                &format!("{name}: {part}"),
+                part,
+                &rows,
+                &mut text,
+                &mut used,
+            )?;
         }
         summary.push((name.to_string(), used.join("; ")));
     }
+    summary.push(explain_seat_filter(db, &mut text).await?);
     Ok(Plans { text, summary })
+}
+
+/// A `minSeats` search once its matches are kept (`events::public`): the matches by words
+/// and city, read once and kept until a listing changes, then the seats of those matches,
+/// read at every request.
+async fn explain_seat_filter(db: &PgPool, text: &mut String) -> anyhow::Result<(String, String)> {
+    let name = "q=jazz&city=ZÜRICH&minSeats=500, matches kept";
+    let filters = Filters {
+        q: Some("jazz".into()),
+        city: Some("ZÜRICH".into()),
+        ..Filters::default()
+    };
+    let matches = |prefix: &str| {
+        let mut sql = QueryBuilder::<Postgres>::new(prefix);
+        sql.push("SELECT e.id FROM events e");
+        filters.push_where(&mut sql);
+        filters.push_order(&mut sql);
+        sql.push(" LIMIT ").push_bind(5_001_i64);
+        sql
+    };
+    let ids: Vec<i32> = matches("").build_query_scalar().fetch_all(db).await?;
+    let mut used = Vec::new();
+    let rows = matches("EXPLAIN (ANALYZE, BUFFERS) ")
+        .build()
+        .fetch_all(db)
+        .await?;
+    record(
+        &format!("{name}: the matches (once)"),
+        "matches",
+        &rows,
+        text,
+        &mut used,
+    )?;
+    let rows = sqlx::query(
+        "EXPLAIN (ANALYZE, BUFFERS) SELECT id FROM events WHERE id = ANY($1) AND available_seats >= $2",
+    )
+    .bind(&ids)
+    .bind(500)
+    .fetch_all(db)
+    .await?;
+    let part = format!("their seats ({} ids, every request)", ids.len());
+    record(&format!("{name}: {part}"), "seats", &rows, text, &mut used)?;
+    Ok((name.to_string(), used.join("; ")))
+}
+
+/// Appends one plan to `text`, and the indexes and scans it used to `used`.
+fn record(
+    title: &str,
+    part: &str,
+    rows: &[sqlx::postgres::PgRow],
+    text: &mut String,
+    used: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    text.push_str(&format!("=== {title}\n"));
+    for row in rows {
+        let line: String = row.try_get(0)?;
+        for (marker, kind) in [(" using ", "index"), (" on ", "scan")] {
+            if let Some(at) = line.find(marker) {
+                let node = line[..at].trim().trim_start_matches("->").trim();
+                let target = line[at + marker.len()..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("");
+                if kind == "index" || node.contains("Seq Scan") || node.contains("Bitmap Index") {
+                    let entry = format!("{part}: {node} {target}");
+                    if !used.contains(&entry) {
+                        used.push(entry);
+                    }
+                }
+                break;
+            }
+        }
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text.push('\n');
+    Ok(())
 }
 
 /// Execution time of the capped count of a `q` search.
