@@ -272,12 +272,23 @@ mod tests {
                 },
             })
         };
+        let matches = || {
+            Arc::new(Matches {
+                ids: Some(vec![1, 2]),
+            })
+        };
         let ticket = cache.ticket().unwrap();
         cache.keep_listing(ticket, "all".into(), listing());
+        cache.keep_matches(ticket, "all".into(), matches());
         cache.seats_changed([1]);
-        assert!(cache.listing("all").is_some());
+        assert!(cache.listing("all").is_some() && cache.matches("all").is_some());
         cache.event_changed(2);
-        assert!(cache.listing("all").is_none());
+        assert!(cache.listing("all").is_none() && cache.matches("all").is_none());
+        cache.keep_matches(ticket, "all".into(), matches());
+        assert!(
+            cache.matches("all").is_none(),
+            "matches read before the change"
+        );
         cache.keep_listing(ticket, "all".into(), listing());
         assert!(cache.listing("all").is_none(), "read before the change");
         let ticket = cache.ticket().unwrap();
