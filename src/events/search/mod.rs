@@ -135,6 +135,9 @@ pub async fn matching_ids(db: &PgPool, query: &EventQuery) -> Result<Option<Vec<
 /// Of `ids`, those with at least `min` seats available now (the same `available_seats` the
 /// bookings enforce, read from the database), in the same order.
 pub async fn with_seats(db: &PgPool, ids: &[i32], min: i32) -> Result<Vec<i32>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let seated: HashSet<i32> =
         sqlx::query_scalar("SELECT id FROM events WHERE id = ANY($1) AND available_seats >= $2")
             .bind(ids)
