@@ -414,6 +414,24 @@ impl Stat {
         }
     }
 
+    /// `line` with a target on p99 alone, "p99 ≤ `limit_ms` ms", and whether it was met.
+    fn p99_line(
+        &self,
+        scenario: &'static str,
+        what: String,
+        connections: usize,
+        limit_ms: f64,
+    ) -> Line {
+        let met = self.p99.map(|p| p <= limit_ms);
+        self.line(
+            scenario,
+            what,
+            connections,
+            format!("p99 ≤ {limit_ms} ms"),
+            met,
+        )
+    }
+
     fn json(&self) -> Value {
         json!({ "count": self.count, "perSec": self.rate, "p50Ms": self.p50, "p99Ms": self.p99 })
     }

@@ -156,12 +156,11 @@ pub(super) async fn check_in(ctx: &Ctx, report: &mut Report) -> anyhow::Result<(
         )
     });
     let s = scans.stat(|_| true);
-    report.lines.push(s.line(
+    report.lines.push(s.p99_line(
         "CHECK-IN",
         format!("scan {CHECKIN_TICKETS} codes (all 200: {scanned_ok}; rows {rows_after_scan})"),
         CONNECTIONS,
-        format!("p99 ≤ {CHECKIN_P99_MS} ms"),
-        s.p99.map(|p| p <= CHECKIN_P99_MS),
+        CHECKIN_P99_MS,
     ));
     let r = replays.stat(|_| true);
     let what = format!(

@@ -179,12 +179,11 @@ pub(super) async fn search(ctx: &Ctx, report: &mut Report) -> anyhow::Result<()>
             .iter()
             .filter(|s| s.kind == kind && s.total == Some(0))
             .count();
-        report.lines.push(st.line(
+        report.lines.push(st.p99_line(
             "SEARCH",
             format!("{name} (empty results: {empty})"),
             CONNECTIONS,
-            format!("p99 ≤ {SEARCH_P99_MS} ms"),
-            st.p99.map(|p| p <= SEARCH_P99_MS),
+            SEARCH_P99_MS,
         ));
         json_kinds.insert(
             name.to_string(),
