@@ -25,15 +25,7 @@ async fn a_booking_committed_while_the_delete_waits_still_refuses_it() {
     let (_, user_id) = app.user("user@example.com").await;
     let event = create_event(&app, &token, &event_body("Racing", 10, "PUBLISHED")).await;
     let mut booking = app.db.begin().await.unwrap();
-    sqlx::query(
-        "INSERT INTO bookings (user_id, event_id, ticket_type_id, seat_count, booking_reference) \
-         SELECT $1, $2, t.id, 1, gen_random_uuid() FROM ticket_types t WHERE t.event_id = $2",
-    )
-    .bind(user_id)
-    .bind(id_of(&event) as i32)
-    .execute(&mut *booking)
-    .await
-    .unwrap();
+    insert_booking_row(&mut booking, id_of(&event), user_id, 1).await;
     let path = format!("/events/{}", id_of(&event));
     let deleting = async { parts(app.delete(&path, Some(&token)).await).await };
     let committing = async {
@@ -80,6 +72,17 @@ async fn book_in_sql(app: &TestApp, event_id: i64, user_id: i32, seats: i32) {
     .execute(&mut *tx)
     .await
     .unwrap();
+    insert_booking_row(&mut tx, event_id, user_id, seats).await;
+    tx.commit().await.unwrap();
+}
+
+/// The booking row alone, of the event's only ticket type, in `conn`'s transaction.
+async fn insert_booking_row(
+    conn: &mut sqlx::PgConnection,
+    event_id: i64,
+    user_id: i32,
+    seats: i32,
+) {
     sqlx::query(
         "INSERT INTO bookings (user_id, event_id, ticket_type_id, seat_count, booking_reference) \
          SELECT $1, $2, t.id, $3, gen_random_uuid() FROM ticket_types t WHERE t.event_id = $2",
@@ -87,10 +90,9 @@ async fn book_in_sql(app: &TestApp, event_id: i64, user_id: i32, seats: i32) {
     .bind(user_id)
     .bind(event_id as i32)
     .bind(seats)
-    .execute(&mut *tx)
+    .execute(conn)
     .await
     .unwrap();
-    tx.commit().await.unwrap();
 }
 
 #[tokio::test]
