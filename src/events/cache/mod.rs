@@ -150,11 +150,16 @@ impl EventCache {
         Some(Ticket(self.state().clock))
     }
 
-    pub fn view(&self, id: i32) -> Option<Arc<RawValue>> {
+    /// What `read` finds, while the cache is in use.
+    fn kept<T>(&self, read: impl FnOnce(&State) -> Option<T>) -> Option<T> {
         if !self.live.load(Ordering::Acquire) {
             return None;
         }
-        self.state().views.get(&id).cloned()
+        read(&self.state())
+    }
+
+    pub fn view(&self, id: i32) -> Option<Arc<RawValue>> {
+        self.kept(|state| state.views.get(&id).cloned())
     }
 
     /// Keeps a public view read under `ticket`, unless its event changed since.
@@ -167,10 +172,7 @@ impl EventCache {
     }
 
     pub fn listing(&self, key: &str) -> Option<Arc<Listing>> {
-        if !self.live.load(Ordering::Acquire) {
-            return None;
-        }
-        self.state().lists.get(key).cloned()
+        self.kept(|state| state.lists.get(key).cloned())
     }
 
     /// Keeps a listing read under `ticket`, unless a change that may move listings came since.
@@ -182,10 +184,7 @@ impl EventCache {
     }
 
     pub fn matches(&self, key: &str) -> Option<Arc<Matches>> {
-        if !self.live.load(Ordering::Acquire) {
-            return None;
-        }
-        self.state().matches.get(key).cloned()
+        self.kept(|state| state.matches.get(key).cloned())
     }
 
     /// Keeps matches read under `ticket`, unless a change that may move listings came since.
