@@ -36,13 +36,17 @@ fn keep_alive() -> Interval {
     every
 }
 
-/// An event stream of the messages `next` gives (pre-encoded SSE), until it gives `None`.
-fn event_stream<S, F>(state: S, next: fn(S) -> F) -> Response
-where
-    S: Send + 'static,
-    F: Future<Output = Option<(Bytes, S)>> + Send + 'static,
-{
-    let messages = futures_util::stream::unfold(state, next);
+/// Where a stream's messages come from: each pre-encoded SSE, `None` when the stream ends.
+trait Messages: Send + 'static {
+    fn next(&mut self) -> impl Future<Output = Option<Bytes>> + Send;
+}
+
+/// An event stream of the messages of `source`.
+fn event_stream(source: impl Messages) -> Response {
+    let messages = futures_util::stream::unfold(source, |mut source| async move {
+        let message = source.next().await?;
+        Some((message, source))
+    });
     let body = Body::from_stream(futures_util::StreamExt::map(messages, Ok::<_, Infallible>));
     (
         [
@@ -99,10 +103,7 @@ pub async fn event_live(
         done: false,
         keep_alive: keep_alive(),
     };
-    Ok(event_stream(follow, |mut follow| async move {
-        let message = follow.next().await?;
-        Some((message, follow))
-    }))
+    Ok(event_stream(follow))
 }
 
 struct Follow {
@@ -117,7 +118,7 @@ struct Follow {
     keep_alive: Interval,
 }
 
-impl Follow {
+impl Messages for Follow {
     async fn next(&mut self) -> Option<Bytes> {
         if let Some(first) = self.first.take() {
             return Some(first.message.clone());
@@ -171,10 +172,7 @@ pub async fn all_live(State(state): State<AppState>) -> Result<Response> {
         _slot: slot,
         keep_alive: keep_alive(),
     };
-    Ok(event_stream(watch, |mut watch| async move {
-        let message = watch.next().await?;
-        Some((message, watch))
-    }))
+    Ok(event_stream(watch))
 }
 
 struct WatchAll {
@@ -184,7 +182,7 @@ struct WatchAll {
     keep_alive: Interval,
 }
 
-impl WatchAll {
+impl Messages for WatchAll {
     async fn next(&mut self) -> Option<Bytes> {
         loop {
             let next = tokio::select! {
