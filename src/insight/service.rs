@@ -124,7 +124,7 @@ async fn aggregate(db: &PgPool, event_id: i32) -> Result<Aggregates> {
         "SELECT t.id, t.name, t.total_seats, t.available_seats, \
                 COALESCE(SUM(b.seat_count) FILTER (WHERE b.status = 'CONFIRMED'), 0)::bigint AS seats_confirmed, \
                 COALESCE(SUM(b.total_price_cents) FILTER (WHERE b.status = 'CONFIRMED'), 0)::bigint AS revenue_cents \
-         FROM ticket_types t LEFT JOIN bookings b ON b.ticket_type_id = t.id \
+         FROM ticket_types t LEFT JOIN bookings b ON b.event_id = t.event_id AND b.ticket_type_id = t.id \
          WHERE t.event_id = $1 GROUP BY t.id ORDER BY t.id",
     )
     .bind(event_id)

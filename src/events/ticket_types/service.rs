@@ -247,8 +247,9 @@ pub async fn delete(
                 .find(|t| t.id == type_id)
                 .ok_or_else(|| not_found(type_id))?;
             let has_bookings: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM bookings WHERE ticket_type_id = $1)",
+                "SELECT EXISTS (SELECT 1 FROM bookings WHERE event_id = $1 AND ticket_type_id = $2)",
             )
+            .bind(event_id)
             .bind(type_id)
             .fetch_one(&mut *tx)
             .await?;
