@@ -3,6 +3,8 @@
 
 use super::*;
 
+use event_booking::events::search::{self, EventQuery, Sort};
+
 const ADJECTIVES: [&str; 20] = [
     "Midnight",
     "Summer",
@@ -367,37 +369,37 @@ async fn explain_all(db: &PgPool) -> anyhow::Result<Plans> {
     let cases: [(&str, Filters); 5] = [
         (
             "q=jazz festival (sort relevance)",
-            Filters {
+            Filters::new(EventQuery {
                 q: Some("jazz festival".into()),
-                ..Filters::default()
-            },
+                ..EventQuery::default()
+            }),
         ),
         (
             "q=jazz&city=ZÜRICH&minSeats=500 (sort relevance)",
-            Filters {
+            Filters::new(EventQuery {
                 q: Some("jazz".into()),
                 city: Some("ZÜRICH".into()),
                 min_seats: Some(500),
-                ..Filters::default()
-            },
+                ..EventQuery::default()
+            }),
         ),
         (
             "from/to (30 days)&sort=eventDate",
-            Filters {
+            Filters::new(EventQuery {
                 from: Some(from),
                 to: Some(to),
-                date_sort: true,
-                ..Filters::default()
-            },
+                sort: Some(Sort::DateAsc),
+                ..EventQuery::default()
+            }),
         ),
         (
             "page=50 (sort -createdAt)",
             Filters {
                 offset: 490,
-                ..Filters::default()
+                ..Filters::new(EventQuery::default())
             },
         ),
-        ("plain GET /events", Filters::default()),
+        ("plain GET /events", Filters::new(EventQuery::default())),
     ];
     let mut text = String::new();
     let mut summary = Vec::new();
@@ -405,7 +407,7 @@ async fn explain_all(db: &PgPool) -> anyhow::Result<Plans> {
         let mut used = Vec::new();
         // Sorted by relevance, the page counts its matches itself (a window count) and the
         // count query runs only for a page past the last match.
-        let relevance = filters.q.is_some();
+        let relevance = filters.query.q.is_some();
         let parts: &[(&str, bool)] = if relevance {
             &[("page with its window count", false)]
         } else {
@@ -452,11 +454,11 @@ async fn explain_all(db: &PgPool) -> anyhow::Result<Plans> {
 /// read at every request.
 async fn explain_seat_filter(db: &PgPool, text: &mut String) -> anyhow::Result<(String, String)> {
     let name = "q=jazz&city=ZÜRICH&minSeats=500, matches kept";
-    let filters = Filters {
+    let filters = Filters::new(EventQuery {
         q: Some("jazz".into()),
         city: Some("ZÜRICH".into()),
-        ..Filters::default()
-    };
+        ..EventQuery::default()
+    });
     let matches = |prefix: &str| {
         let mut sql = QueryBuilder::<Postgres>::new(prefix);
         sql.push("SELECT e.id FROM events e");
@@ -529,10 +531,10 @@ async fn explain_ms(db: &PgPool, q: &str) -> anyhow::Result<f64> {
     let mut sql = QueryBuilder::<Postgres>::new(
         "EXPLAIN (ANALYZE, BUFFERS) SELECT count(*) FROM (SELECT 1 FROM events e",
     );
-    Filters {
+    Filters::new(EventQuery {
         q: Some(q.into()),
-        ..Filters::default()
-    }
+        ..EventQuery::default()
+    })
     .push_where(&mut sql);
     sql.push(" LIMIT ").push_bind(10_001_i64).push(") matches");
     let mut ms = 0.0;
@@ -545,54 +547,23 @@ async fn explain_ms(db: &PgPool, q: &str) -> anyhow::Result<f64> {
     Ok(ms)
 }
 
-#[derive(Default)]
+/// A listing as the API parses it, with full-text matching and an anonymous viewer: its
+/// clauses come from `events::search` itself, so the plans are those of the SQL it runs.
 struct Filters {
-    q: Option<String>,
-    city: Option<String>,
-    min_seats: Option<i32>,
-    from: Option<chrono::DateTime<chrono::Utc>>,
-    to: Option<chrono::DateTime<chrono::Utc>>,
-    date_sort: bool,
+    query: EventQuery,
     offset: i64,
 }
 
 impl Filters {
-    /// As `search::push_filters` with `Match::FullText`.
-    fn push_where(&self, sql: &mut QueryBuilder<'_, Postgres>) {
-        sql.push(" WHERE (e.status <> 'DRAFT' OR e.organizer_id = ")
-            .push_bind(None::<i32>)
-            .push(")");
-        if let Some(q) = &self.q {
-            sql.push(" AND e.search @@ plainto_tsquery('english_unaccent', ")
-                .push_bind(q.clone())
-                .push(")");
-        }
-        if let Some(from) = self.from {
-            sql.push(" AND e.event_date >= ").push_bind(from);
-        }
-        if let Some(to) = self.to {
-            sql.push(" AND e.event_date <= ").push_bind(to);
-        }
-        if let Some(city) = &self.city {
-            sql.push(r#" AND lower(e.city COLLATE "und-x-icu") = lower("#)
-                .push_bind(city.clone())
-                .push(r#" COLLATE "und-x-icu")"#);
-        }
-        if let Some(min) = self.min_seats {
-            sql.push(" AND e.available_seats >= ").push_bind(min);
-        }
+    fn new(query: EventQuery) -> Self {
+        Self { query, offset: 0 }
     }
 
-    /// As `search::push_order`.
+    fn push_where(&self, sql: &mut QueryBuilder<'_, Postgres>) {
+        search::push_filters(sql, &self.query, search::Match::FullText);
+    }
+
     fn push_order(&self, sql: &mut QueryBuilder<'_, Postgres>) {
-        sql.push(" ORDER BY ");
-        if let Some(q) = &self.q {
-            sql.push("ts_rank_cd(e.search, plainto_tsquery('english_unaccent', ")
-                .push_bind(q.clone())
-                .push(")) DESC, ");
-        } else if self.date_sort {
-            sql.push("e.event_date ASC NULLS LAST, ");
-        }
-        sql.push("e.created_at DESC, e.id DESC");
+        search::push_order(sql, &self.query, search::Match::FullText);
     }
 }

@@ -29,13 +29,14 @@ const TYPO_SIMILARITY: f32 = 0.3;
 
 /// How the text query matches: full text, or the typo fallback on titles.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Match {
+pub enum Match {
     FullText,
     Similar,
 }
 
-/// The WHERE clause of both the page and its count.
-fn push_filters(sql: &mut QueryBuilder<'_, Postgres>, query: &EventQuery, matching: Match) {
+/// The WHERE clause of both the page and its count (public so that the SEARCH bench explains
+/// the very SQL a listing runs).
+pub fn push_filters(sql: &mut QueryBuilder<'_, Postgres>, query: &EventQuery, matching: Match) {
     sql.push(" WHERE (e.status <> 'DRAFT' OR e.organizer_id = ")
         .push_bind(query.viewer)
         .push(")");
@@ -76,7 +77,7 @@ fn push_filters(sql: &mut QueryBuilder<'_, Postgres>, query: &EventQuery, matchi
     }
 }
 
-fn push_order(sql: &mut QueryBuilder<'_, Postgres>, query: &EventQuery, matching: Match) {
+pub fn push_order(sql: &mut QueryBuilder<'_, Postgres>, query: &EventQuery, matching: Match) {
     sql.push(" ORDER BY ");
     match (query.effective_sort(), &query.q) {
         (Sort::Relevance, Some(q)) => match matching {
