@@ -62,6 +62,7 @@ impl EmbeddedPostgres {
         )?;
         let owner = cluster_owner()?;
         let data_dir = std::path::absolute(data_dir).context("resolving the data directory")?;
+        let data_dir = reachable_data_dir(data_dir, owner);
         let password_file = sibling(&data_dir, "password");
         if !data_dir.join("PG_VERSION").exists() {
             init_cluster(&bin_dir, &data_dir, &password_file, owner, options)?;
@@ -347,6 +348,54 @@ fn cluster_owner() -> anyhow::Result<Owner> {
         )
 }
 
+/// Where PostgreSQL keeps `data_dir`: there, unless a directory above it is closed to the
+/// account PostgreSQL runs as (root working in a 0700 home or `mktemp -d` folder); then under
+/// `/var/lib/event-booking`, in a folder named after `data_dir`, so the same project finds its
+/// data again on the next start.
+fn reachable_data_dir(data_dir: PathBuf, owner: Owner) -> PathBuf {
+    let Some(owner) = owner else {
+        return data_dir;
+    };
+    if data_dir
+        .ancestors()
+        .skip(1)
+        .all(|dir| traversable(dir, owner))
+    {
+        return data_dir;
+    }
+    let name = data_dir
+        .to_string_lossy()
+        .trim_start_matches('/')
+        .replace('/', "_");
+    let moved = Path::new(FALLBACK_DATA_ROOT).join(name);
+    tracing::warn!(
+        wanted = %data_dir.display(),
+        data_dir = %moved.display(),
+        "the postgres account cannot reach the data directory (a folder above it is closed \
+         to it): keeping the embedded cluster's data elsewhere"
+    );
+    moved
+}
+
+/// Where the embedded cluster's data goes when its own place is out of PostgreSQL's reach.
+const FALLBACK_DATA_ROOT: &str = "/var/lib/event-booking";
+
+/// Whether `owner` may pass through `dir` (a directory not made yet will be ours to open).
+fn traversable(dir: &Path, (uid, gid): (u32, u32)) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = fs::metadata(dir) else {
+        return true;
+    };
+    let mode = meta.mode();
+    if meta.uid() == uid {
+        mode & 0o100 != 0
+    } else if meta.gid() == gid {
+        mode & 0o010 != 0
+    } else {
+        mode & 0o001 != 0
+    }
+}
+
 fn owned_command(program: PathBuf, owner: Owner) -> Command {
     let mut command = Command::new(program);
     if let Some((uid, gid)) = owner {
@@ -490,4 +539,38 @@ fn spawn_postmaster(
         .context("the postgres keeper thread died")?
         .context("starting postgres")?;
     Ok((pid, exited_rx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_behind_a_closed_folder_moves_where_postgres_can_reach_it() {
+        let stranger = (4_000_000, 4_000_000);
+        let base = std::env::temp_dir().join(format!("eb-reach-{}", std::process::id()));
+        let data_dir = base.join("project/.data/postgres");
+        fs::create_dir_all(base.join("project")).expect("folders");
+
+        fs::set_permissions(&base, fs::Permissions::from_mode(0o755)).expect("chmod");
+        assert_eq!(
+            reachable_data_dir(data_dir.clone(), Some(stranger)),
+            data_dir
+        );
+
+        fs::set_permissions(&base, fs::Permissions::from_mode(0o700)).expect("chmod");
+        let moved = reachable_data_dir(data_dir.clone(), Some(stranger));
+        let name = data_dir
+            .to_string_lossy()
+            .trim_start_matches('/')
+            .replace('/', "_");
+        assert_eq!(moved, Path::new(FALLBACK_DATA_ROOT).join(name));
+        assert_eq!(
+            reachable_data_dir(data_dir.clone(), None),
+            data_dir,
+            "as ourselves"
+        );
+
+        fs::remove_dir_all(&base).expect("cleanup");
+    }
 }
