@@ -319,3 +319,55 @@ async fn a_seat_filter_pages_counts_and_follows_bookings() {
         (vec![b.clone(), a.clone()], meta(2, 1, 1))
     );
 }
+
+/// The words follow an organizer's edit of the title, venue, city or description, and stay as
+/// they were through seat writes (the vector is written only when its sources are).
+#[tokio::test]
+async fn the_words_follow_edits_of_their_sources_and_not_bookings() {
+    let app = TestApp::spawn().await;
+    let (organizer, _) = app.organizer("org@example.com").await;
+    let (user, _) = app.user("user@example.com").await;
+    let body = event("Jazz Night", "Saxophones", Some("Basel"), None, 30);
+    let id = create_event(&app, &organizer, &body).await["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(titles(&app, "q=saxophone").await, ["Jazz Night"]);
+    book(&app, &user, id, 2).await;
+    assert_eq!(titles(&app, "q=jazz").await, ["Jazz Night"]);
+
+    let edit = json!({ "title": "Blues Evening", "venue": "Cellar", "city": "Bern", "description": "Harmonicas" });
+    let (status, edited) = parts(
+        app.put(&format!("/events/{id}"), Some(&organizer), &edit)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "{edited}");
+    for gone in ["jazz", "saxophone", "basel"] {
+        assert!(
+            titles(&app, &format!("q={gone}")).await.is_empty(),
+            "{gone}"
+        );
+    }
+    for found in ["blues", "harmonica", "cellar", "bern"] {
+        assert_eq!(
+            titles(&app, &format!("q={found}")).await,
+            ["Blues Evening"],
+            "{found}"
+        );
+    }
+    book(&app, &user, id, 1).await;
+    assert_eq!(titles(&app, "q=blues&city=bern").await, ["Blues Evening"]);
+
+    // What is stored is what the expression of migration 007 makes of the row.
+    let (same,): (bool,) = sqlx::query_as(
+        "SELECT search = setweight(to_tsvector('english_unaccent', coalesce(title, '')), 'A') || \
+                setweight(to_tsvector('english_unaccent', coalesce(venue, '') || ' ' || coalesce(city, '')), 'B') || \
+                setweight(to_tsvector('english_unaccent', coalesce(description, '')), 'C') \
+         FROM events WHERE id = $1",
+    )
+    .bind(i32::try_from(id).unwrap())
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert!(same);
+}
